@@ -1,0 +1,3 @@
+from devmsg.cli import app
+
+app(prog_name="devmsg")

@@ -1,0 +1,127 @@
+"""Languages: negotiation against the configured languages, gettext catalogs, and
+locale-aware formatting. The locale is always passed explicitly; nothing reads the
+process locale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from babel.core import LOCALE_ALIASES, negotiate_locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import PoFileError, read_po
+from babel.support import NullTranslations, Translations
+
+from devmsg.errors import ConfigError, InputError
+
+
+def negotiate(requested: str | None, available: tuple[str, ...], default: str) -> str:
+    """The configured language that best fits `requested` (`nb_NO`, `nb-NO`, `NB` -> `nb`).
+
+    Unknown, empty or unparsable requests get `default`.
+    """
+    if not requested or not requested.strip():
+        return default
+    tag = requested.strip().replace("-", "_")
+    by_lower = {lang.lower(): lang for lang in available}
+    tag = LOCALE_ALIASES.get(tag.lower(), tag)  # "no" -> "nb_NO"
+    found = negotiate_locale([tag], list(available))
+    if found:
+        return by_lower.get(found.lower(), found)
+    try:
+        locale = Locale.parse(tag)
+    except (ValueError, UnknownLocaleError):
+        return default
+    for candidate in (str(locale), locale.language):
+        if candidate.lower() in by_lower:
+            return by_lower[candidate.lower()]
+    return default
+
+
+def catalog_path(locales: Path, language: str) -> Path:
+    return locales / language / "LC_MESSAGES" / "messages.po"
+
+
+def load_translations(locales: Path, language: str, required: bool) -> NullTranslations:
+    """The catalog for `language`: the `.mo` when it is newer than the `.po`, else the `.po`
+    compiled in memory. A missing catalog is an error when `required` (Babel would quietly
+    fall back to the untranslated text)."""
+    po = catalog_path(locales, language)
+    mo = po.with_suffix(".mo")
+    po_mtime = po.stat().st_mtime_ns if po.is_file() else None
+    mo_mtime = mo.stat().st_mtime_ns if mo.is_file() else None
+    return _load_cached(po, mo, po_mtime, mo_mtime, language, required)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(po: Path, mo: Path, po_mtime, mo_mtime, language: str, required: bool):
+    if mo_mtime is not None and (po_mtime is None or mo_mtime >= po_mtime):
+        with mo.open("rb") as fh:
+            return Translations(fh, domain="messages")
+    if po_mtime is None:
+        if required:
+            raise ConfigError(f"{po}: no catalog for language '{language}' listed in 'languages'")
+        return NullTranslations()
+    try:
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=language, abort_invalid=True)
+    except (PoFileError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{po}: invalid catalog: {exc}") from None
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf, domain="messages")
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+
+def _to_datetime(value, tz: ZoneInfo) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InputError(f"not an ISO 8601 date or time: {value!r}") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:  # naive means UTC, as in Babel
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(tz)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(), tzinfo=tz)
+    raise InputError(f"not a date or time: {value!r}")
+
+
+def format_date(value, format: str, language: str, tz: ZoneInfo) -> str:
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            value = dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise InputError(f"not an ISO 8601 date: {value!r}") from None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return babel_dates.format_date(value, format=format, locale=language)
+    return babel_dates.format_date(_to_datetime(value, tz).date(), format=format, locale=language)
+
+
+def format_datetime(value, format: str, language: str, tz: ZoneInfo) -> str:
+    return babel_dates.format_datetime(
+        _to_datetime(value, tz), format=format, tzinfo=tz, locale=language
+    )
+
+
+def format_number(value, language: str) -> str:
+    if isinstance(value, str):
+        try:
+            value = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            raise InputError(f"not a number: {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+        raise InputError(f"not a number: {value!r}")
+    return babel_numbers.format_decimal(value, locale=language)

@@ -1,0 +1,156 @@
+"""Parsing what users hand us: addresses, receivers files (CSV, JSON Lines), JSON objects.
+Every error names where the bad value came from (the option, or the file and line)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from devmsg.errors import InputError
+
+RECEIVER_COLUMNS = ("address", "name", "language")
+_NAME_ADDR = re.compile(r"^(?P<name>.*?)\s*<(?P<addr>[^<>]*)>\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One receiver as asked for: an address, an optional display name and language."""
+
+    address: str
+    name: str = ""
+    language: str | None = None
+    source: str = ""  # where it came from, for error messages
+
+
+@dataclass(frozen=True)
+class Address:
+    address: str  # normalized, as stored and shown
+    envelope: str  # what RCPT TO gets: an IDN domain as punycode
+    smtputf8: bool
+
+
+def check_address(address: str, where: str = "") -> Address:
+    """Validate one address. A line break anywhere is invalid: it could inject a header."""
+    prefix = f"{where}: " if where else ""
+    if "\n" in address or "\r" in address:
+        raise InputError(f"{prefix}invalid address {address!r}: contains a line break")
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InputError(f"{prefix}invalid address {address!r}: {exc}") from None
+    envelope = result.ascii_email or result.normalized
+    return Address(result.normalized, envelope, bool(result.smtputf8))
+
+
+def parse_recipient(text: str, language: str | None = None, where: str = "") -> Recipient:
+    """`addr` or `Name <addr>` (as `--to` takes it)."""
+    match = _NAME_ADDR.match(text.strip())
+    if match:
+        name, addr = match["name"].strip().strip('"').strip(), match["addr"]
+    else:
+        name, addr = "", text
+    check_address(addr, where)
+    return Recipient(address=addr.strip(), name=name, language=language, source=where)
+
+
+def parse_json_object(text: str | None, option: str) -> dict:
+    if text is None or text == "":
+        return {}
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"{option}: invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{option}: must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_receivers(path: str, language: str | None = None) -> list[Recipient]:
+    """Receivers from a CSV file (header `address,name,language`) or JSON Lines (`.jsonl`);
+    `-` reads CSV or JSON Lines from stdin (JSON Lines when the first character is `{`)."""
+    if path == "-":
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        label = "<stdin>"
+    else:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read receivers file: {exc.strerror}") from None
+        label = path
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+    else:
+        text = raw.removeprefix("\ufeff")
+    is_jsonl = path.endswith((".jsonl", ".ndjson")) or (
+        path == "-" and text.lstrip().startswith("{")
+    )
+    rows = _jsonl_rows(text, label) if is_jsonl else _csv_rows(text, label)
+    recipients = []
+    for where, row in rows:
+        address = row.get("address")
+        if not isinstance(address, str) or not address.strip():
+            raise InputError(f"{where}: missing address")
+        name = row.get("name") or ""
+        lang = row.get("language") or language
+        if not isinstance(name, str) or (lang is not None and not isinstance(lang, str)):
+            raise InputError(f"{where}: name and language must be strings")
+        check_address(address, where)
+        recipients.append(Recipient(address.strip(), name, lang, where))
+    if not recipients:
+        raise InputError(f"{label}: no receivers in the file")
+    return recipients
+
+
+def _csv_rows(text: str, label: str):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        header = [h.strip().lower() for h in header]
+        unknown = [h for h in header if h not in RECEIVER_COLUMNS]
+        if unknown or "address" not in header:
+            raise InputError(
+                f"{label} line 1: the header must be address,name,language "
+                f"(name and language optional), got {','.join(header)}"
+            )
+        rows = []
+        for values in reader:
+            where = f"{label} line {reader.line_num}"
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) > len(header):
+                raise InputError(f"{where}: {len(values)} values for {len(header)} columns")
+            rows.append((where, dict(zip(header, (v.strip() for v in values), strict=False))))
+        return rows
+    except csv.Error as exc:
+        raise InputError(f"{label} line {reader.line_num}: invalid CSV: {exc}") from None
+
+
+def _jsonl_rows(text: str, label: str):
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{label} line {number}"
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InputError(f"{where}: invalid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{where}: each line must be a JSON object")
+        unknown = sorted(set(row) - set(RECEIVER_COLUMNS))
+        if unknown:
+            raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        rows.append((where, row))
+    return rows

@@ -1,0 +1,90 @@
+"""Peewee models: the shape of the store, no business logic.
+
+Times are naive UTC datetimes in the database (portable across SQLite and PostgreSQL);
+`devmsg.store` turns them into aware datetimes on the way out. The schema itself is
+created and changed only by `devmsg/migrations/`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from peewee import (
+    AutoField,
+    BlobField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+STATUSES = ("not_sent", "failed", "error", "sent")
+
+
+class JSONField(TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Message(BaseModel):
+    id = AutoField()
+    created_at = DateTimeField(index=True)
+    type = CharField(index=True)
+    template = CharField(null=True)
+    context = JSONField()
+    metadata = JSONField()
+    created_by = CharField()
+    sender = CharField()
+
+    class Meta:
+        table_name = "message"
+
+
+class Receiver(BaseModel):
+    id = AutoField()
+    message = ForeignKeyField(Message, backref="receivers", on_delete="CASCADE", index=True)
+    address = CharField()
+    name = CharField(default="")
+    language = CharField()
+    subject = TextField()
+    body_text = TextField()
+    body_html = TextField()
+    mime = BlobField()  # the exact bytes every (re)send delivers
+    message_id_header = CharField(unique=True)
+    status = CharField(index=True, default="not_sent")
+    sent_count = IntegerField(default=0)
+    failed_count = IntegerField(default=0)
+    created_at = DateTimeField(index=True)
+    sent_at = DateTimeField(null=True, index=True)
+    sent_to = CharField(null=True)
+
+    class Meta:
+        table_name = "receiver"
+
+
+class Failure(BaseModel):
+    id = AutoField()
+    receiver = ForeignKeyField(Receiver, backref="failures", on_delete="CASCADE", index=True)
+    at = DateTimeField()
+    error = TextField()
+    traceback = TextField()
+
+    class Meta:
+        table_name = "failure"
+
+
+MODELS = (Message, Receiver, Failure)

@@ -1,0 +1,130 @@
+"""(template, context, receiver, language) -> subject, plain text, HTML. Pure: no store,
+no network.
+
+A template is a folder ``<templates>/<name>/`` with ``subject.txt``, ``body.html`` and
+optionally ``body.txt``. Jinja2 with HTML autoescaped in ``.html`` files, the i18n extension
+backed by the Babel catalogs in ``<locales>``, undefined variables as errors, and the
+filters ``format_date``, ``format_datetime`` and ``format_number`` in the receiver's language.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from devmsg import i18n
+from devmsg.errors import DevmsgError, InputError
+from devmsg.htmltext import html_to_text
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def one_line(value: str) -> str:
+    """Line breaks (and runs of white space) become one space: no header can be injected."""
+    return " ".join(value.split())
+
+
+class Renderer:
+    def __init__(
+        self,
+        templates: Path,
+        locales: Path,
+        languages: tuple[str, ...],
+        default_language: str,
+        tz: ZoneInfo,
+    ) -> None:
+        self.templates = Path(templates)
+        self.locales = Path(locales)
+        self.languages = languages
+        self.default_language = default_language
+        self.tz = tz
+        self._envs: dict[str, jinja2.Environment] = {}
+
+    # -- templates -----------------------------------------------------------------------
+
+    def template_names(self) -> list[str]:
+        if not self.templates.is_dir():
+            return []
+        return sorted(p.name for p in self.templates.iterdir() if (p / "subject.txt").is_file())
+
+    def check_template(self, name: str) -> None:
+        folder = self.templates / name
+        if not _NAME.match(name) or not folder.is_dir():
+            known = ", ".join(self.template_names()) or "none"
+            raise InputError(f"unknown template {name!r} in {self.templates} (known: {known})")
+        for required in ("subject.txt", "body.html"):
+            if not (folder / required).is_file():
+                raise InputError(f"{folder / required}: missing, every template needs it")
+
+    def _env(self, language: str) -> jinja2.Environment:
+        env = self._envs.get(language)
+        if env is None:
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(self.templates),
+                autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
+                undefined=jinja2.StrictUndefined,
+                extensions=["jinja2.ext.i18n"],
+            )
+            translations = i18n.load_translations(
+                self.locales, language, required=language != self.default_language
+            )
+            env.install_gettext_translations(translations, newstyle=True)
+            tz = self.tz
+            env.filters["format_date"] = lambda v, f="medium": i18n.format_date(v, f, language, tz)
+            env.filters["format_datetime"] = lambda v, f="medium": i18n.format_datetime(
+                v, f, language, tz
+            )
+            env.filters["format_number"] = lambda v: i18n.format_number(v, language)
+            self._envs[language] = env
+        return env
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def render(self, name: str, context: dict, receiver: dict, language: str) -> Rendered:
+        """Render template `name` for one receiver. Errors name the file and line."""
+        env = self._env(language)
+        variables = {**context, "receiver": receiver}
+        subject = one_line(self._render_file(env, f"{name}/subject.txt", variables))
+        html = self._render_file(env, f"{name}/body.html", variables)
+        if (self.templates / name / "body.txt").is_file():
+            text = self._render_file(env, f"{name}/body.txt", variables)
+        else:
+            text = html_to_text(html)
+        return Rendered(subject=subject, text=text, html=html)
+
+    def _render_file(self, env: jinja2.Environment, file: str, variables: dict) -> str:
+        try:
+            return env.get_template(file).render(variables)
+        except jinja2.TemplateSyntaxError as exc:
+            where = exc.filename or str(self.templates / file)
+            raise InputError(f"{where} line {exc.lineno}: template syntax error: {exc.message}")
+        except jinja2.TemplateError as exc:
+            raise InputError(f"{self._where(file, exc)}: {_message(exc)}") from None
+        except DevmsgError as exc:
+            raise InputError(f"{self._where(file, exc)}: {exc}") from None
+
+    def _where(self, file: str, exc: BaseException) -> str:
+        path = str(self.templates / file)
+        line = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename == path or frame.filename.endswith(file):
+                line = frame.lineno
+        return f"{path} line {line}" if line else path
+
+
+def _message(exc: jinja2.TemplateError) -> str:
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined variable: {exc.message}"
+    return exc.message or type(exc).__name__

@@ -1,0 +1,115 @@
+"""A capturing SMTP server on loopback (aiosmtpd), for `devmsg demo`, the tests and the
+benchmarks. It accepts mail and keeps it in memory, and can be told to refuse chosen
+recipients with a real SMTP reply (4xx/5xx) or drop the connection, a number of times or
+always."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+@dataclass
+class _Rule:
+    reply: str  # an SMTP reply such as "550 5.1.1 no such user", or "drop"
+    times: int | None  # None: always
+
+
+@dataclass
+class _Handler:
+    server: CapturingServer
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.server._reply_for(address)
+        if reply == "drop":
+            session.transport.close()
+            return "421 4.4.2 closing connection"
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.server.delay:
+            time.sleep(self.server.delay)  # stands for a remote server's latency
+        self.server._store(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        )
+        return "250 2.0.0 OK: queued"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class CapturingServer:
+    host: str = "127.0.0.1"
+    port: int = 0
+    delay: float = 0.0
+    messages: list[Received] = field(default_factory=list)
+    _rules: dict[str, _Rule] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _controller: Controller | None = None
+
+    def start(self) -> CapturingServer:
+        if not self.port:
+            self.port = free_port(self.host)
+        self._controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=True
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> CapturingServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def refuse(self, address: str, reply: str, times: int | None = None) -> None:
+        """Answer RCPT TO `address` with `reply` (e.g. "451 4.3.0 try later"), or "drop" the
+        connection; `times` times, or always."""
+        with self._lock:
+            self._rules[address.lower()] = _Rule(reply, times)
+
+    def accept(self, address: str) -> None:
+        with self._lock:
+            self._rules.pop(address.lower(), None)
+
+    def _reply_for(self, address: str) -> str | None:
+        with self._lock:
+            rule = self._rules.get(address.lower())
+            if rule is None:
+                return None
+            if rule.times is not None:
+                rule.times -= 1
+                if rule.times <= 0:
+                    del self._rules[address.lower()]
+            return rule.reply
+
+    def _store(self, received: Received) -> None:
+        with self._lock:
+            self.messages.append(received)
+
+    def recipients(self) -> list[str]:
+        with self._lock:
+            return [rcpt for m in self.messages for rcpt in m.rcpt_tos]
