@@ -1,0 +1,120 @@
+"""Rich renderables for the CLI: tables, the receiver detail, summaries. Builds, never prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+from rich import box
+from rich.console import Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {"sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim"}
+
+
+def local(value: dt.datetime | None, tz: ZoneInfo) -> str:
+    return "" if value is None else value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def local_long(value: dt.datetime | None, tz: ZoneInfo) -> str:
+    return "" if value is None else value.astimezone(tz).isoformat(sep=" ", timespec="seconds")
+
+
+def receiver_label(row: dict) -> str:
+    return f"{row['name']} <{row['to']}>" if row["name"] else row["to"]
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
+    table = Table(box=box.SIMPLE_HEAVY, header_style="bold")
+    table.add_column("ID", justify="right", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Subject", overflow="fold", ratio=3)
+    table.add_column("Receiver", overflow="fold", ratio=2)
+    table.add_column("Sent", justify="right")
+    table.add_column("Failed", justify="right")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Sent at", no_wrap=True)
+    table.add_column("Type", overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            local(row["created_at"], tz),
+            Text(row["subject"]),
+            Text(receiver_label(row)),
+            str(row["sent_count"]),
+            str(row["failed_count"]),
+            status_text(row["status"]),
+            local(row["sent_at"], tz),
+            Text(row["type"]),
+        )
+    return table
+
+
+def receiver_detail(row: dict, tz: ZoneInfo) -> Group:
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    pairs = [
+        ("Receiver", f"#{row['id']}"),
+        ("Message", f"#{row['message_id']} ({row['type']}, template {row['template'] or '-'})"),
+        ("To", receiver_label(row)),
+        ("Language", row["language"]),
+        ("Status", status_text(row["status"])),
+        ("Sent count", str(row["sent_count"])),
+        ("Failed count", str(row["failed_count"])),
+        ("Created", local_long(row["created_at"], tz)),
+        ("Sent at", local_long(row["sent_at"], tz) or "-"),
+        ("Sent to", row["sent_to"] or "-"),
+        ("From", row["sender"]),
+        ("Message-ID", row["message_id_header"]),
+        ("Created by", row["created_by"]),
+        ("Context", json.dumps(row["context"], ensure_ascii=False)),
+        ("Metadata", json.dumps(row["metadata"], ensure_ascii=False)),
+        ("Subject", row["subject"]),
+    ]
+    for key, value in pairs:
+        fields.add_row(key, value if isinstance(value, Text) else Text(str(value)))
+    parts: list = [fields, Panel(Text(row["body_text"]), title="Plain text", title_align="left")]
+    if row["body_html"]:
+        parts.append(
+            Panel(
+                Syntax(row["body_html"], "html", word_wrap=True, theme="ansi_dark"),
+                title="HTML",
+                title_align="left",
+            )
+        )
+    failures = row["failures"]
+    if not failures:
+        parts.append(Text("No failures.", style="dim"))
+    for number, failure in enumerate(failures, start=1):
+        title = f"Failure {number} of {len(failures)} at {local_long(failure['at'], tz)}"
+        parts.append(
+            Panel(
+                Group(
+                    Text(failure["error"], style="bold red"),
+                    Text(""),
+                    Syntax(failure["traceback"].rstrip(), "pytb", word_wrap=True, theme="ansi_dark"),
+                ),
+                title=title,
+                title_align="left",
+                border_style="red",
+            )
+        )
+    return Group(*parts)
+
+
+def to_json(value) -> str:
+    def default(obj):
+        if isinstance(obj, dt.datetime):
+            return obj.isoformat()
+        raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+    return json.dumps(value, default=default, ensure_ascii=False, indent=2)
