@@ -63,6 +63,10 @@ class PurgeReport:
                 "messages_deleted": self.messages_deleted}  # fmt: skip
 
 
+def _eol(body: str) -> str:
+    return body if not body or body.endswith("\n") else body + "\n"
+
+
 def _current_user() -> str:
     try:
         return getpass.getuser()
@@ -147,6 +151,8 @@ class Outbox:
             else:
                 info = {"address": checked.address, "name": name, "language": lang}
                 rendered = renderer.render(template, context, info, lang)
+            # What is stored is exactly what is sent: MIME ends every part with a newline.
+            rendered = Rendered(rendered.subject, _eol(rendered.text), _eol(rendered.html))
             message_id = mime.new_message_id(cfg.sender)
             rows.append(
                 {

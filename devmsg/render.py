@@ -82,11 +82,13 @@ class Renderer:
             )
             env.install_gettext_translations(translations, newstyle=True)
             tz = self.tz
-            env.filters["format_date"] = lambda v, f="medium": i18n.format_date(v, f, language, tz)
-            env.filters["format_datetime"] = lambda v, f="medium": i18n.format_datetime(
-                v, f, language, tz
+            env.filters["format_date"] = lambda v, f="medium": i18n.format_date(
+                _defined(v), f, language, tz
             )
-            env.filters["format_number"] = lambda v: i18n.format_number(v, language)
+            env.filters["format_datetime"] = lambda v, f="medium": i18n.format_datetime(
+                _defined(v), f, language, tz
+            )
+            env.filters["format_number"] = lambda v: i18n.format_number(_defined(v), language)
             self._envs[language] = env
         return env
 
@@ -122,6 +124,13 @@ class Renderer:
             if frame.filename == path or frame.filename.endswith(file):
                 line = frame.lineno
         return f"{path} line {line}" if line else path
+
+
+def _defined(value):
+    """A filter given an undefined variable raises Jinja's own "is undefined" error."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    return value
 
 
 def _message(exc: jinja2.TemplateError) -> str:

@@ -33,7 +33,7 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.server._reply_for(address)
         if reply == "drop":
-            session.transport.close()
+            server.transport.close()
             return "421 4.4.2 closing connection"
         if reply:
             return reply

@@ -33,22 +33,22 @@ def status_text(status: str) -> Text:
 
 
 def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
-    table = Table(box=box.SIMPLE_HEAVY, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("ID", justify="right", no_wrap=True)
-    table.add_column("Created", no_wrap=True)
-    table.add_column("Subject", overflow="fold", ratio=3)
-    table.add_column("Receiver", overflow="fold", ratio=2)
-    table.add_column("Sent", justify="right")
-    table.add_column("Failed", justify="right")
+    table.add_column("Created", min_width=10)
+    table.add_column("Subject", min_width=10, ratio=3)
+    table.add_column("Receiver", min_width=12, ratio=3, overflow="fold")
+    table.add_column("Sent", justify="right", no_wrap=True)
+    table.add_column("Failed", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
-    table.add_column("Sent at", no_wrap=True)
-    table.add_column("Type", overflow="fold")
+    table.add_column("Sent at", min_width=10)
+    table.add_column("Type", min_width=6, ratio=1, overflow="fold")
     for row in rows:
         table.add_row(
             str(row["id"]),
             local(row["created_at"], tz),
             Text(row["subject"]),
-            Text(receiver_label(row)),
+            Text(f"{row['name']}\n{row['to']}" if row["name"] else row["to"]),
             str(row["sent_count"]),
             str(row["failed_count"]),
             status_text(row["status"]),
