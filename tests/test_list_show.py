@@ -1,0 +1,152 @@
+"""`devmsg list` and `devmsg show`: filters, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from conftest import mask
+
+SEND = ("send", "--subject", "Your results", "--text", "t")
+
+
+def set_sent_at(cli, receiver_id, utc_text):
+    with sqlite3.connect(cli.config.parent / "store" / "devmsg.sqlite3") as conn:
+        conn.execute("update receiver set sent_at = ? where id = ?", (utc_text, receiver_id))
+
+
+def test_list_table_whole_output(cli, smtp):
+    smtp.refuse("kari@example.no", "451 4.3.0 try later")
+    cli(*SEND, "--type", "results", "--to", "Ola Nordmann <ola@example.no>")
+    cli(*SEND, "--type", "reminder", "--to", "kari@example.no")
+    result = cli("list")
+    assert result.exit_code == 0
+    lines = [line.rstrip() for line in mask(result.stdout).splitlines()]
+    assert lines == [
+        "",
+        " ID  Created           Subject       Receiver         Sent  Failed  Status  Sent at           Type",
+        " " + "━" * 101,
+        "  2  <time>   Your results  kari@example.no     0       1  failed                    reminder",
+        "  1  <time>   Your results  Ola Nordmann        1       0  sent    <time>   results",
+        "                                     ola@example.no",
+        "",
+    ]  # fmt: skip
+
+
+def test_list_filters(cli, smtp):
+    smtp.refuse("b@example.com", "451 4.3.0 try later")
+    smtp.refuse("c@example.com", "550 5.1.1 no")
+    cli(*SEND, "--type", "feedback", "--to", "A@Example.com", "--to", "b@example.com")
+    cli(*SEND, "--type", "deadline", "--to", "c@example.com", "--to", "a@example.com")
+
+    def ids(*args):
+        result = cli("list", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return [row["id"] for row in json.loads(result.stdout)]
+
+    assert ids() == [4, 3, 2, 1]
+    assert ids("--status", "failed") == [3, 2]
+    assert ids("--status", "sent", "--status", "failed") == [4, 3, 2, 1]
+    assert ids("--status", "error") == []
+    assert ids("--type", "feedback") == [2, 1]
+    assert ids("--to", "a@EXAMPLE.com") == [4, 1]
+    assert ids("--message", "2") == [4, 3]
+    assert ids("--limit", "1") == [4]
+    assert ids("--limit", "0") == [4, 3, 2, 1]
+    assert ids("--type", "feedback", "--status", "sent") == [1]
+
+
+def test_list_sent_dates_are_inclusive_in_the_configured_time_zone(cli, smtp):
+    cli(*SEND, "--type", "t", "--to", "a@example.com", "--to", "b@example.com",
+        "--to", "c@example.com")  # fmt: skip
+    # Europe/Oslo is UTC+1 in winter.
+    set_sent_at(cli, 1, "2026-03-02 22:30:00")  # 2 March 23:30 in Oslo
+    set_sent_at(cli, 2, "2026-03-02 23:30:00")  # 3 March 00:30 in Oslo
+    set_sent_at(cli, 3, "2026-03-03 22:59:59")  # 3 March 23:59:59 in Oslo
+
+    def ids(*args):
+        return [row["id"] for row in json.loads(cli("list", "--json", *args).stdout)]
+
+    assert ids("--sent-until", "2026-03-02") == [1]
+    assert ids("--sent-since", "2026-03-03") == [3, 2]
+    assert ids("--sent-since", "2026-03-03", "--sent-until", "2026-03-03") == [3, 2]
+    assert ids("--sent-since", "2026-03-02T23:30:00") == [3, 2, 1]
+    assert ids("--sent-until", "2026-03-02T23:30:00+01:00") == [1]
+    result = cli("list", "--sent-since", "yesterday")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: --sent-since: not an ISO 8601 date or time: 'yesterday'\n"
+
+
+def test_list_json_fields_and_times(cli, smtp):
+    cli(*SEND, "--type", "t", "--to", "Ola <ola@example.no>", "--language", "nb")
+    rows = json.loads(cli("list", "--json").stdout)
+    assert list(rows[0]) == [
+        "id", "message_id", "type", "created_at", "to", "name", "language", "subject",
+        "status", "sent_count", "failed_count", "sent_at",
+    ]  # fmt: skip
+    row = rows[0]
+    assert row["created_at"].endswith("+00:00") and row["sent_at"].endswith("+00:00")
+    assert mask(json.dumps(row)) == json.dumps(
+        {"id": 1, "message_id": 1, "type": "t", "created_at": "<time>", "to": "ola@example.no",
+         "name": "Ola", "language": "nb", "subject": "Your results", "status": "sent",
+         "sent_count": 1, "failed_count": 0, "sent_at": "<time>"}  # fmt: skip
+    )
+
+
+def test_list_bad_status_and_empty_store(cli):
+    result = cli("list")
+    assert (result.exit_code, result.stdout) == (0, "No receivers match.\n")
+    result = cli("list", "--status", "lost")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent)\n"
+
+
+def test_show_json_has_everything(cli, smtp):
+    smtp.refuse("a@example.com", "451 4.3.0 try later", times=1)
+    cli(*SEND, "--type", "t", "--to", "a@example.com", "--html", "<p>Hi</p>",
+        "--metadata", '{"k": 1}')  # fmt: skip
+    cli("resend", "1")
+    shown = json.loads(cli("show", "1", "--json").stdout)
+    for key in ("id", "message_id", "type", "created_at", "to", "name", "language", "subject",
+                "status", "sent_count", "failed_count", "sent_at", "body_text", "body_html",
+                "metadata", "failures"):  # fmt: skip
+        assert key in shown
+    assert shown["body_html"] == "<p>Hi</p>\n"
+    assert shown["metadata"] == {"k": 1}
+    assert (shown["status"], shown["sent_count"], shown["failed_count"]) == ("sent", 1, 1)
+    [failure] = shown["failures"]
+    assert list(failure) == ["at", "error", "traceback"]
+    assert failure["error"] == "recipient refused: 451 4.3.0 try later"
+
+
+def test_show_unknown_id(cli):
+    result = cli("show", "7")
+    assert (result.exit_code, result.stderr) == (1, "Error: no receiver with id 7\n")
+
+
+def test_show_whole_output(cli, smtp):
+    cli("send", "--type", "t", "--subject", "Hello", "--text", "Plain body",
+        "--to", "Ola <ola@example.no>")  # fmt: skip
+    result = cli("show", "1")
+    lines = [line.rstrip() for line in mask(result.stdout).splitlines()]
+    assert lines[:16] == [
+        "Receiver      #1",
+        "Message       #1 (t, template -)",
+        "To            Ola <ola@example.no>",
+        "Language      en",
+        "Status        sent",
+        "Sent count    1",
+        "Failed count  0",
+        "Created       <time>",
+        "Sent at       <time>",
+        "Sent to       ola@example.no",
+        "From          Devilry <noreply@devilry.example>",
+        "Message-ID    <msgid>",
+        f"Created by    {json.loads(cli('show', '1', '--json').stdout)['created_by']}",
+        "Context       {}",
+        "Metadata      {}",
+        "Subject       Hello",
+    ]
+    assert lines[16].startswith("╭─ Plain text ─")
+    assert lines[17].startswith("│ Plain body")
+    assert lines[-1] == "No failures."
