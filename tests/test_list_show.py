@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from conftest import mask
+from conftest import mask, mask_times
 
 SEND = ("send", "--subject", "Your results", "--text", "t")
 
@@ -21,13 +21,13 @@ def test_list_table_whole_output(cli, smtp):
     cli(*SEND, "--type", "reminder", "--to", "kari@example.no")
     result = cli("list")
     assert result.exit_code == 0
-    lines = [line.rstrip() for line in mask(result.stdout).splitlines()]
+    lines = [line.rstrip() for line in mask_times(result.stdout).splitlines()]
     assert lines == [
         "",
         " ID  Created           Subject       Receiver         Sent  Failed  Status  Sent at           Type",
         " " + "━" * 101,
-        "  2  <time>   Your results  kari@example.no     0       1  failed                    reminder",
-        "  1  <time>   Your results  Ola Nordmann        1       0  sent    <time>   results",
+        "  2  YYYY-MM-DD hh:mm  Your results  kari@example.no     0       1  failed                    reminder",
+        "  1  YYYY-MM-DD hh:mm  Your results  Ola Nordmann        1       0  sent    YYYY-MM-DD hh:mm  results",
         "                                     ola@example.no",
         "",
     ]  # fmt: skip
