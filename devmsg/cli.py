@@ -79,7 +79,9 @@ def main(
         typer.Option(
             "--config",
             "-c",
-            help="Path of devmsg.toml. Default: $DEVMSG_CONFIG, else ./devmsg.toml, else built-in defaults.",
+            metavar="PATH",
+            help="Path of devmsg.toml. Default: $DEVMSG_CONFIG, else ./devmsg.toml, "
+            "else built-in defaults.",
             show_default=False,
         ),
     ] = None,
@@ -142,41 +144,63 @@ def _summary(report, what: str) -> str:
 def send(
     ctx: typer.Context,
     type: Annotated[
-        str, typer.Option("--type", help="Kind of message, free text (e.g. feedback); filterable.")
+        str,
+        typer.Option(
+            "--type", metavar="TYPE", help="Kind of message, free text (e.g. feedback); filterable."
+        ),
     ],
     template: Annotated[
-        str | None, typer.Option("--template", "-t", help="Template folder name under templates/.")
+        str | None,
+        typer.Option(
+            "--template", "-t", metavar="NAME", help="Template folder name under templates/."
+        ),
     ] = None,
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="A receiver: ADDRESS or 'Name <ADDRESS>'. Repeat for more."),
+        typer.Option(
+            "--to",
+            metavar="ADDRESS",
+            help="A receiver: ADDRESS or 'Name <ADDRESS>'. Repeat for more.",
+        ),
     ] = None,
     receivers: Annotated[
         str | None,
         typer.Option(
             "--receivers",
             "-r",
-            help="CSV (address,name,language) or JSON Lines (.jsonl) file of receivers; - for stdin.",
+            metavar="FILE",
+            help="CSV (address,name,language) or JSON Lines (.jsonl) file of receivers; "
+            "- for stdin.",
         ),
     ] = None,
     language: Annotated[
         str | None,
-        typer.Option(help="Language for --to receivers and for file rows without one."),
+        typer.Option(
+            metavar="LANG", help="Language for --to receivers and for file rows without one."
+        ),
     ] = None,
     context: Annotated[
-        str | None, typer.Option(help="JSON object of template variables.")
+        str | None, typer.Option(metavar="JSON", help="JSON object of template variables.")
     ] = None,
     metadata: Annotated[
-        str | None, typer.Option(help="JSON object stored with the message (not rendered).")
+        str | None,
+        typer.Option(metavar="JSON", help="JSON object stored with the message (not rendered)."),
     ] = None,
-    subject: Annotated[str | None, typer.Option(help="Subject, to send without a template.")] = None,
-    text: Annotated[str | None, typer.Option(help="Plain-text body, without a template.")] = None,
-    html: Annotated[str | None, typer.Option(help="HTML body, without a template.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Subject, to send without a template.")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Plain-text body, without a template.")
+    ] = None,
+    html: Annotated[
+        str | None, typer.Option(metavar="HTML", help="HTML body, without a template.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Render a message for each receiver in their language, store it, and send it.
 
-    Example: devmsg send --template feedback --type feedback --context '{"assignment": "Oblig 1"}' --to 'Ola <ola@example.com>' --language nb
+    Example: devmsg send --template feedback --type feedback
+    --context '{"assignment": "Oblig 1"}' --to 'Ola <ola@example.com>' --language nb
     """
     from devmsg.inputs import parse_json_object, parse_recipient, read_receivers
 
@@ -185,9 +209,7 @@ def send(
     context_value = parse_json_object(context, "--context")
     metadata_value = parse_json_object(metadata, "--metadata")
     if to:
-        recipients = [
-            parse_recipient(item, language, where=f"--to {item!r}") for item in to
-        ]
+        recipients = [parse_recipient(item, language, where=f"--to {item!r}") for item in to]
     else:
         recipients = read_receivers(receivers, language)
     outbox = _outbox(ctx)
@@ -229,22 +251,38 @@ def list_(
     ctx: typer.Context,
     status: Annotated[
         list[str] | None,
-        typer.Option("--status", "-s", help="not_sent, failed, error or sent. Repeat for more."),
+        typer.Option(
+            "--status",
+            "-s",
+            metavar="STATUS",
+            help="not_sent, failed, error or sent. Repeat for more.",
+        ),
     ] = None,
-    type: Annotated[str | None, typer.Option("--type", help="Only this message type.")] = None,
+    type: Annotated[
+        str | None, typer.Option("--type", metavar="TYPE", help="Only this message type.")
+    ] = None,
     to: Annotated[
-        str | None, typer.Option("--to", help="Only this address (exact, ignoring case).")
+        str | None,
+        typer.Option("--to", metavar="ADDRESS", help="Only this address (exact, ignoring case)."),
     ] = None,
-    message: Annotated[int | None, typer.Option("--message", help="Only this message id.")] = None,
+    message: Annotated[
+        int | None, typer.Option("--message", metavar="ID", help="Only this message id.")
+    ] = None,
     sent_since: Annotated[
         str | None,
-        typer.Option(help="Sent at or after this ISO date or time (configured time zone)."),
+        typer.Option(
+            metavar="DATE", help="Sent at or after this ISO date or time (configured time zone)."
+        ),
     ] = None,
     sent_until: Annotated[
         str | None,
-        typer.Option(help="Sent at or before this ISO date (the whole day) or time."),
+        typer.Option(
+            metavar="DATE", help="Sent at or before this ISO date (the whole day) or time."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first; 0 for all.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="How many, newest first; 0 for all.")
+    ] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List receivers, newest first, in a table.
@@ -357,7 +395,10 @@ def purge(
     ctx: typer.Context,
     older_than: Annotated[
         str | None,
-        typer.Option(help="Delete receivers created longer ago than this: 90d, 12h, 30m, or days."),
+        typer.Option(
+            metavar="AGE",
+            help="Delete receivers created longer ago than this: 90d, 12h, 30m, or days.",
+        ),
     ] = None,
     orphans: Annotated[
         bool, typer.Option("--orphans", help="Only delete messages that have no receivers.")
@@ -381,8 +422,7 @@ def purge(
         return
     verb = "would delete" if dry_run else "deleted"
     _echo(
-        f"purge: {verb} {report.receivers_deleted} receivers "
-        f"and {report.messages_deleted} messages"
+        f"purge: {verb} {report.receivers_deleted} receivers and {report.messages_deleted} messages"
     )
 
 
@@ -392,7 +432,7 @@ def purge(
 @app.command()
 def demo(
     folder: Annotated[
-        Path, typer.Option(help="Where to create the demo (a new folder).")
+        Path, typer.Option(metavar="FOLDER", help="Where to create the demo (a new folder).")
     ] = Path("devmsg-demo"),
 ) -> None:
     """Try devmsg with nothing configured: a local SMTP server, a store, a real send.

@@ -7,6 +7,8 @@ created and changed only by `devmsg/migrations/`.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 
 from peewee import (
@@ -26,9 +28,21 @@ database = DatabaseProxy()
 STATUSES = ("not_sent", "failed", "error", "sent")
 
 
+def _json_default(value):
+    """Context given through the API may hold dates, times and decimals: store them as text
+    (ISO 8601, or the number's digits), which the template filters read back."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in JSON")
+
+
 class JSONField(TextField):
     def db_value(self, value):
-        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
 
     def python_value(self, value):
         return None if value is None else json.loads(value)

@@ -17,7 +17,7 @@ from devmsg import store
 from devmsg.config import Config, load_config
 from devmsg.errors import InputError, NotFoundError
 from devmsg.inputs import Recipient, check_address
-from devmsg.models import STATUSES
+from devmsg.models import STATUSES, JSONField
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -123,6 +123,11 @@ class Outbox:
         metadata = dict(metadata or {})
         if not type or not type.strip():
             raise InputError("--type must not be empty")
+        for option, value in (("--context", context), ("--metadata", metadata)):
+            try:
+                JSONField().db_value(value)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise InputError(f"{option}: {exc}") from None
         if "receiver" in context:
             raise InputError("--context: the key 'receiver' is reserved for the receiver")
         if template is not None and (subject or text or html):

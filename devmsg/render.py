@@ -111,7 +111,8 @@ class Renderer:
             return env.get_template(file).render(variables)
         except jinja2.TemplateSyntaxError as exc:
             where = exc.filename or str(self.templates / file)
-            raise InputError(f"{where} line {exc.lineno}: template syntax error: {exc.message}")
+            message = f"{where} line {exc.lineno}: template syntax error: {exc.message}"
+            raise InputError(message) from None
         except jinja2.TemplateError as exc:
             raise InputError(f"{self._where(file, exc)}: {_message(exc)}") from None
         except DevmsgError as exc:

@@ -101,7 +101,9 @@ def receiver_detail(row: dict, tz: ZoneInfo) -> Group:
                 Group(
                     Text(failure["error"], style="bold red"),
                     Text(""),
-                    Syntax(failure["traceback"].rstrip(), "pytb", word_wrap=True, theme="ansi_dark"),
+                    Syntax(
+                        failure["traceback"].rstrip(), "pytb", word_wrap=True, theme="ansi_dark"
+                    ),
                 ),
                 title=title,
                 title_align="left",

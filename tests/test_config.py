@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import Cli
+
 from devmsg.config import load_config
 from devmsg.errors import ConfigError
 
@@ -71,10 +71,16 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
 
 def test_missing_config_file(tmp_path, monkeypatch):
     result = Cli(tmp_path / "nope.toml")("list")
-    assert (result.exit_code, result.stderr) == (1, f"Error: {tmp_path / 'nope.toml'}: config file not found\n")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {tmp_path / 'nope.toml'}: config file not found\n",
+    )
     monkeypatch.setenv("DEVMSG_CONFIG", str(tmp_path / "gone.toml"))
     result = Cli(None)("list")
-    assert result.stderr == f"Error: {tmp_path / 'gone.toml'}: config file not found (from $DEVMSG_CONFIG)\n"
+    assert (
+        result.stderr
+        == f"Error: {tmp_path / 'gone.toml'}: config file not found (from $DEVMSG_CONFIG)\n"
+    )
 
 
 def test_defaults_work_with_no_config_at_all(tmp_path):

@@ -87,9 +87,20 @@ def test_list_json_fields_and_times(cli, smtp):
     row = rows[0]
     assert row["created_at"].endswith("+00:00") and row["sent_at"].endswith("+00:00")
     assert mask(json.dumps(row)) == json.dumps(
-        {"id": 1, "message_id": 1, "type": "t", "created_at": "<time>", "to": "ola@example.no",
-         "name": "Ola", "language": "nb", "subject": "Your results", "status": "sent",
-         "sent_count": 1, "failed_count": 0, "sent_at": "<time>"}  # fmt: skip
+        {
+            "id": 1,
+            "message_id": 1,
+            "type": "t",
+            "created_at": "<time>",
+            "to": "ola@example.no",
+            "name": "Ola",
+            "language": "nb",
+            "subject": "Your results",
+            "status": "sent",
+            "sent_count": 1,
+            "failed_count": 0,
+            "sent_at": "<time>",
+        }  # fmt: skip
     )
 
 
@@ -98,7 +109,9 @@ def test_list_bad_status_and_empty_store(cli):
     assert (result.exit_code, result.stdout) == (0, "No receivers match.\n")
     result = cli("list", "--status", "lost")
     assert result.exit_code == 1
-    assert result.stderr == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent)\n"
+    assert (
+        result.stderr == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent)\n"
+    )
 
 
 def test_show_json_has_everything(cli, smtp):

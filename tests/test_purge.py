@@ -53,8 +53,12 @@ def test_purge_units_and_plain_days(cli, smtp):
     cli(*SEND, "--to", "a@example.com")
     age(cli, [1], days=1)  # 24 hours old
     assert json.loads(cli("purge", "--older-than", "2", "--json").stdout)["receivers_deleted"] == 0
-    assert json.loads(cli("purge", "--older-than", "25h", "--json").stdout)["receivers_deleted"] == 0
-    assert json.loads(cli("purge", "--older-than", "23h", "--json").stdout)["receivers_deleted"] == 1
+    assert (
+        json.loads(cli("purge", "--older-than", "25h", "--json").stdout)["receivers_deleted"] == 0
+    )
+    assert (
+        json.loads(cli("purge", "--older-than", "23h", "--json").stdout)["receivers_deleted"] == 1
+    )
 
 
 def test_purge_orphans_only(cli, smtp):

@@ -85,12 +85,17 @@ def test_language_negotiation_and_fallback(cli, smtp, tmp_path):
 
 def test_language_option_applies_to_file_rows_without_one(cli, smtp, tmp_path):
     rows = tmp_path / "r.jsonl"
-    rows.write_text('{"address": "a@example.com"}\n\n{"address": "b@example.com", "language": "en"}\n')
+    rows.write_text(
+        '{"address": "a@example.com"}\n\n{"address": "b@example.com", "language": "en"}\n'
+    )
     result = cli("send", "-t", "deadline_moved", "--type", "t", "--context", CONTEXT,
                  "--receivers", str(rows), "--language", "nb")  # fmt: skip
     assert result.exit_code == 0, result.output
     listed = json.loads(cli("list", "--json").stdout)
-    assert {r["to"]: r["language"] for r in listed} == {"a@example.com": "nb", "b@example.com": "en"}
+    assert {r["to"]: r["language"] for r in listed} == {
+        "a@example.com": "nb",
+        "b@example.com": "en",
+    }
 
 
 def test_receivers_from_stdin(cli, smtp):
@@ -133,7 +138,9 @@ def test_send_without_template(cli, smtp):
     assert result.exit_code == 0, result.output
     msg = received(smtp)
     assert msg["Subject"] == "Server maintenance"
-    assert msg.get_body(("plain",)).get_content() == "Down tonight, see status (https://s.example)\n"
+    assert (
+        msg.get_body(("plain",)).get_content() == "Down tonight, see status (https://s.example)\n"
+    )
 
 
 def test_header_injection_is_neutralised(cli, smtp):
@@ -151,7 +158,9 @@ def test_header_injection_is_neutralised(cli, smtp):
 
 def test_address_with_line_break_is_invalid(cli, smtp, tmp_path):
     rows = tmp_path / "r.jsonl"
-    rows.write_text('{"address": "a@example.com"}\n{"address": "b@example.com\\nBcc: c@example.com"}\n')
+    rows.write_text(
+        '{"address": "a@example.com"}\n{"address": "b@example.com\\nBcc: c@example.com"}\n'
+    )
     result = cli("send", "--subject", "s", "--text", "t", "--type", "t", "--receivers", str(rows))
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {rows} line 2: invalid address")
@@ -210,8 +219,9 @@ def test_undefined_variable_is_an_error_naming_the_file(cli, smtp):
     result = cli("send", "--type", "t", "-t", "deadline_moved", "--context", '{"assignment": "A"}',
                  "--to", "a@example.com")  # fmt: skip
     assert result.exit_code == 1
-    assert "templates/deadline_moved/body.html line 6: undefined variable: 'deadline' is undefined" in (
-        result.stderr
+    assert (
+        "templates/deadline_moved/body.html line 6: undefined variable: 'deadline' is undefined"
+        in (result.stderr)
     )
 
 
@@ -256,7 +266,9 @@ def test_dropped_connection_is_a_failure_and_the_next_receiver_still_goes(cli, s
 
 
 def test_idn_domain_is_sent_as_punycode(cli, smtp):
-    result = cli("send", "--subject", "s", "--text", "t", "--type", "t", "--to", "ola@bücher.example")
+    result = cli(
+        "send", "--subject", "s", "--text", "t", "--type", "t", "--to", "ola@bücher.example"
+    )
     assert result.exit_code == 0, result.output
     assert smtp.recipients() == ["ola@xn--bcher-kva.example"]
     shown = json.loads(cli("show", "1", "--json").stdout)
