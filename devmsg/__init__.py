@@ -20,7 +20,7 @@ _EXPORTS = {
     "Config": "devmsg.config",
     "load_config": "devmsg.config",
     "DevmsgError": "devmsg.errors",
-    "DeliveryReport": "devmsg.outbox",
+    "DeliveryReport": "devmsg.delivery",
     "Outbox": "devmsg.outbox",
     "PurgeReport": "devmsg.outbox",
     "Recipient": "devmsg.outbox",

@@ -195,6 +195,10 @@ def send(
     html: Annotated[
         str | None, typer.Option(metavar="HTML", help="HTML body, without a template.")
     ] = None,
+    queue: Annotated[
+        bool,
+        typer.Option("--queue", help="Store as not_sent and return; resend-failed delivers."),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Render a message for each receiver in their language, store it, and send it.
@@ -225,12 +229,18 @@ def send(
             subject=subject,
             text=text,
             html=html,
+            queue=queue,
             progress=bar,
         )
     finally:
         bar.close()
     if json_output:
         _print_json(report.as_dict())
+    elif queue:
+        _echo(
+            f"message {report.message_id}: queued {len(report.receiver_ids)} receivers "
+            "(devmsg resend-failed delivers them)"
+        )
     else:
         _echo(_summary(report, f"message {report.message_id}"))
         if not report.ok:

@@ -8,7 +8,9 @@ by the transport at connect time.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -29,6 +31,7 @@ class SmtpConfig:
     security: str = "none"
     username: str = ""
     timeout: float = 30.0
+    connections: int = 1
 
     @property
     def password(self) -> str:
@@ -48,6 +51,10 @@ class Config:
     sender: str = "devmsg <devmsg@localhost>"
     timezone: str = "UTC"
     redirect_to: str = ""
+    retry_backoff: dt.timedelta = dt.timedelta(minutes=5)
+    retry_backoff_max: dt.timedelta = dt.timedelta(hours=4)
+    busy_timeout: dt.timedelta = dt.timedelta(seconds=10)
+    claim_lease: dt.timedelta = dt.timedelta(minutes=5)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
     @property
@@ -70,6 +77,10 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "sender": ((str,), "a string"),
     "timezone": ((str,), "a string"),
     "redirect_to": ((str,), "a string"),
+    "retry_backoff": ((str,), 'a duration such as "5m"'),
+    "retry_backoff_max": ((str,), 'a duration such as "4h"'),
+    "busy_timeout": ((str,), 'a duration such as "10s"'),
+    "claim_lease": ((str,), 'a duration such as "5m"'),
     "smtp": ((dict,), "a table"),
 }
 _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -78,7 +89,23 @@ _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "security": ((str,), "a string"),
     "username": ((str,), "a string"),
     "timeout": ((int, float), "a number"),
+    "connections": ((int,), "an integer"),
 }
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str, default_unit: str = "s") -> dt.timedelta:
+    """`90s`, `5m`, `4h`, `90d`, `2w`, or a bare number in `default_unit`. ValueError if not."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 4h, 90d)")
+    number, unit = float(match[1]), (match[2] or default_unit).lower()
+    try:
+        return dt.timedelta(**{_UNITS[unit]: number})
+    except OverflowError:
+        raise ValueError(f"duration too long: {text!r}") from None
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -169,6 +196,21 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     if timeout <= 0:
         raise ConfigError(f"{where}: key 'smtp.timeout' must be more than 0")
 
+    def duration(key: str, default: dt.timedelta, minimum: float = 0) -> dt.timedelta:
+        if key not in data:
+            return default
+        try:
+            value = parse_duration(data[key])
+        except ValueError as exc:
+            raise ConfigError(f"{where}: key '{key}': {exc}") from None
+        if value.total_seconds() < minimum:
+            raise ConfigError(f"{where}: key '{key}' must be at least {minimum:g}s")
+        return value
+
+    connections = smtp_data.get("connections", smtp_defaults.connections)
+    if not 1 <= connections <= 64:
+        raise ConfigError(f"{where}: key 'smtp.connections' must be between 1 and 64")
+
     def resolve(key: str, default: Path) -> Path:
         return base / Path(data.get(key, str(default)))
 
@@ -183,11 +225,16 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         sender=sender,
         timezone=timezone,
         redirect_to=data.get("redirect_to", ""),
+        retry_backoff=duration("retry_backoff", defaults.retry_backoff),
+        retry_backoff_max=duration("retry_backoff_max", defaults.retry_backoff_max),
+        busy_timeout=duration("busy_timeout", defaults.busy_timeout),
+        claim_lease=duration("claim_lease", defaults.claim_lease, minimum=1),
         smtp=SmtpConfig(
             host=smtp_data.get("host", smtp_defaults.host),
             port=port,
             security=security,
             username=smtp_data.get("username", smtp_defaults.username),
             timeout=timeout,
+            connections=connections,
         ),
     )

@@ -21,3 +21,7 @@ class NotFoundError(DevmsgError):
 
 class StoreError(DevmsgError):
     """The store file cannot be opened or written."""
+
+
+class BusyError(DevmsgError):
+    """Another process is delivering the receivers asked for."""

@@ -11,8 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from email_validator import EmailNotValidError, validate_email
-
 from devmsg.errors import InputError
 
 RECEIVER_COLUMNS = ("address", "name", "language")
@@ -38,6 +36,8 @@ class Address:
 
 def check_address(address: str, where: str = "") -> Address:
     """Validate one address. A line break anywhere is invalid: it could inject a header."""
+    from email_validator import EmailNotValidError, validate_email  # 20 ms: only when needed
+
     prefix = f"{where}: " if where else ""
     if "\n" in address or "\r" in address:
         raise InputError(f"{prefix}invalid address {address!r}: contains a line break")

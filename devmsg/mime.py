@@ -1,20 +1,79 @@
 """One receiver's email as the exact bytes every (re)send delivers: built once, when the
-receiver is created."""
+receiver is created.
+
+Built by hand rather than with `email.message.EmailMessage`, which costs 1.5-2 ms a message
+(more than the SMTP exchange); the result is checked against Python's own parser in the
+tests. Headers are encoded per RFC 2047 when not ASCII; bodies are 7bit when they can be,
+else quoted-printable."""
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+import secrets
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 from devmsg.render import one_line
+
+_MAX_LINE = 998
 
 
 def new_message_id(sender: str) -> str:
     domain = parseaddr(sender)[1].rpartition("@")[2] or "devmsg.invalid"
     return make_msgid(domain=domain.encode("idna").decode("ascii"))
+
+
+def date_header(now: dt.datetime) -> str:
+    return format_datetime(now)
+
+
+def encode_words(value: str) -> str:
+    """RFC 2047 encoded words (base64), folded; chunks never split a character."""
+    words, chunk, size = [], [], 0
+    for char in value:
+        n = len(char.encode("utf-8"))
+        if size + n > 45:  # 45 bytes -> 60 base64 characters: a word stays under 76
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += n
+    words.append("".join(chunk))
+    return "\r\n ".join(
+        "=?utf-8?b?" + binascii.b2a_base64(w.encode("utf-8"), newline=False).decode() + "?="
+        for w in words
+    )
+
+
+def _header(name: str, value: str) -> str:
+    if value.isascii() and len(value) < 900:
+        return f"{name}: {value}"  # folding is optional below SMTP's 998 characters
+    return f"{name}: {encode_words(value)}"
+
+
+def _address(name: str, address: str, smtputf8: bool) -> str:
+    name = one_line(name)
+    if smtputf8:
+        # With SMTPUTF8 the header carries UTF-8 as is (RFC 6532).
+        return formataddr((name, address)) if name else address
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    return f"{encode_words(name)} <{address}>"
+
+
+def _part(content_type: str, body: str) -> str:
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    lines = body.split("\n")
+    if body.isascii() and all(len(line) <= _MAX_LINE for line in lines):
+        encoding, payload = "7bit", "\r\n".join(lines)
+    else:
+        encoding = "quoted-printable"
+        payload = binascii.b2a_qp(body.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
+    return (
+        f'Content-Type: {content_type}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}"
+    )
 
 
 def build(
@@ -26,19 +85,31 @@ def build(
     text: str,
     html: str,
     message_id: str,
-    date: dt.datetime,
+    date: str,
     smtputf8: bool,
 ) -> bytes:
-    pol = policy.SMTPUTF8 if smtputf8 else policy.SMTP
-    msg = EmailMessage(policy=pol)
-    msg["From"] = sender
-    local, _, domain = address.rpartition("@")
-    msg["To"] = Address(display_name=one_line(name), username=local, domain=domain)
-    msg["Subject"] = one_line(subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    msg["MIME-Version"] = "1.0"
-    msg.set_content(text)
-    if html:
-        msg.add_alternative(html, subtype="html")
-    return msg.as_bytes(policy=pol)
+    headers = [
+        f"From: {_address(*parseaddr(sender), smtputf8)}"
+        if not sender.isascii()
+        else f"From: {sender}",
+        f"To: {_address(name, address, smtputf8)}",
+        _header("Subject", one_line(subject)) if not smtputf8 else f"Subject: {one_line(subject)}",
+        f"Date: {date}",
+        f"Message-ID: {message_id}",
+        "MIME-Version: 1.0",
+    ]
+    if not html:
+        parts = _part("text/plain", text)
+        message = "\r\n".join(headers) + "\r\n" + parts
+    else:
+        boundary = "=_devmsg_" + secrets.token_hex(12)
+        message = (
+            "\r\n".join(headers)
+            + f'\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+            + f"--{boundary}\r\n{_part('text/plain', text)}\r\n"
+            + f"--{boundary}\r\n{_part('text/html', html)}\r\n"
+            + f"--{boundary}--\r\n"
+        )
+    if not message.endswith("\r\n"):
+        message += "\r\n"
+    return message.encode("utf-8")

@@ -26,6 +26,7 @@ from peewee import (
 database = DatabaseProxy()
 
 STATUSES = ("not_sent", "failed", "error", "sent")
+SENDING = "sending"  # shown, never stored: a receiver under a live claim
 
 
 def _json_default(value):
@@ -63,6 +64,8 @@ class Message(BaseModel):
     metadata = JSONField()
     created_by = CharField()
     sender = CharField()
+    state = CharField(default="stored", index=True)  # "storing" while send streams receivers in
+    lease_until = DateTimeField(null=True)  # while storing: removed by recovery after this
 
     class Meta:
         table_name = "message"
@@ -85,9 +88,16 @@ class Receiver(BaseModel):
     created_at = DateTimeField(index=True)
     sent_at = DateTimeField(null=True, index=True)
     sent_to = CharField(null=True)
+    envelope_to = CharField(null=True)  # RCPT TO: the address with an IDN domain as punycode
+    # A claim: who is delivering this receiver, until when, and whether an attempt started.
+    claimed_by = CharField(null=True, index=True)
+    lease_until = DateTimeField(null=True, index=True)
+    attempt_started_at = DateTimeField(null=True)
+    next_attempt_at = DateTimeField(null=True)  # backoff: not retried before this
 
     class Meta:
         table_name = "receiver"
+        indexes = ((("status", "next_attempt_at"), False),)
 
 
 class Failure(BaseModel):

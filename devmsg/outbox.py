@@ -8,48 +8,34 @@ while talking to the SMTP server.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import peewee
+
 from devmsg import store
-from devmsg.config import Config, load_config
-from devmsg.errors import InputError, NotFoundError
-from devmsg.inputs import Recipient, check_address
-from devmsg.models import STATUSES, JSONField
+from devmsg.config import Config, load_config, parse_duration
+from devmsg.db import make_durable, open_database
+from devmsg.delivery import DeliveryReport, Progress, Run
+from devmsg.errors import BusyError, InputError, NotFoundError, StoreError
+from devmsg.inputs import Recipient
+from devmsg.models import SENDING, STATUSES, JSONField
 
-Progress = Callable[[int, int], None]  # (done, total)
-
-
-@dataclass
-class DeliveryReport:
-    attempted: int = 0
-    sent: int = 0
-    failed: int = 0
-    error: int = 0
-
-    def count(self, status: str) -> None:
-        self.attempted += 1
-        setattr(self, status, getattr(self, status) + 1)
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0 and self.error == 0
-
-    def as_dict(self) -> dict:
-        return {"attempted": self.attempted, "sent": self.sent, "failed": self.failed,
-                "error": self.error}  # fmt: skip
+RENDER_CHUNK = 500
 
 
 @dataclass
 class SendReport(DeliveryReport):
     message_id: int = 0
     receiver_ids: list[int] = field(default_factory=list)
+    queued: bool = False
 
     def as_dict(self) -> dict:
         return {"message_id": self.message_id, "receivers": self.receiver_ids,
-                **super().as_dict()}  # fmt: skip
+                "queued": self.queued, **super().as_dict()}  # fmt: skip
 
 
 @dataclass
@@ -61,6 +47,29 @@ class PurgeReport:
     def as_dict(self) -> dict:
         return {"receivers_deleted": self.receivers_deleted,
                 "messages_deleted": self.messages_deleted}  # fmt: skip
+
+
+def _store_errors(method):
+    """Database trouble becomes one clear StoreError naming the store."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except peewee.DatabaseError as exc:
+            raise StoreError(describe_store_error(self.config, exc)) from None
+
+    return wrapper
+
+
+def describe_store_error(config: Config, exc: Exception) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        waited = config.busy_timeout.total_seconds()
+        return f"{config.database}: the store is locked by another process (waited {waited:g}s)"
+    if "readonly" in text or "read-only" in text:
+        return f"{config.database}: the store is read-only"
+    return f"{config.database}: {text}"
 
 
 def _eol(body: str) -> str:
@@ -78,10 +87,8 @@ class Outbox:
     """devmsg's Python API: one config, one open store."""
 
     def __init__(self, config: Config) -> None:
-        from devmsg.db import open_database
-
         self.config = config
-        self.db = open_database(config.database)
+        self.db = open_database(config.database, config.busy_timeout)
 
     @classmethod
     def open(cls, config_path: str | os.PathLike[str] | None = None) -> Outbox:
@@ -98,6 +105,7 @@ class Outbox:
 
     # -- send ----------------------------------------------------------------------------
 
+    @_store_errors
     def send(
         self,
         *,
@@ -110,12 +118,15 @@ class Outbox:
         subject: str | None = None,
         text: str | None = None,
         html: str | None = None,
+        queue: bool = False,
         progress: Progress | None = None,
     ) -> SendReport:
-        """Render for every recipient in their language, store all of it in one transaction,
-        then deliver. Invalid input raises InputError and stores nothing."""
-        from devmsg import i18n, mime
+        """Render for every recipient in their language, store it all, then deliver (or, with
+        `queue`, leave it `not_sent` for resend-failed). Invalid input raises InputError and
+        stores nothing."""
+        from devmsg import i18n
         from devmsg.htmltext import html_to_text
+        from devmsg.inputs import check_address
         from devmsg.render import Rendered, Renderer, one_line
 
         cfg = self.config
@@ -142,49 +153,23 @@ class Outbox:
             )
             renderer.check_template(template)
 
-        now = dt.datetime.now(dt.UTC)
-        rows = []
+        # Check every receiver before anything is stored.
+        checked = []
         for position, recipient in enumerate(recipients, start=1):
             where = recipient.source or f"receiver {position}"
-            checked = check_address(recipient.address, where)
-            lang = i18n.negotiate(
-                recipient.language or language, cfg.languages, cfg.default_language
-            )
-            name = one_line(recipient.name or "")
-            if template is None:
-                rendered = inline
-            else:
-                info = {"address": checked.address, "name": name, "language": lang}
-                rendered = renderer.render(template, context, info, lang)
-            # What is stored is exactly what is sent: MIME ends every part with a newline.
-            rendered = Rendered(rendered.subject, _eol(rendered.text), _eol(rendered.html))
-            message_id = mime.new_message_id(cfg.sender)
-            rows.append(
-                {
-                    "address": checked.address,
-                    "name": name,
-                    "language": lang,
-                    "subject": rendered.subject,
-                    "body_text": rendered.text,
-                    "body_html": rendered.html,
-                    "message_id_header": message_id,
-                    "mime": mime.build(
-                        sender=cfg.sender,
-                        address=checked.address if checked.smtputf8 else checked.envelope,
-                        name=name,
-                        subject=rendered.subject,
-                        text=rendered.text,
-                        html=rendered.html,
-                        message_id=message_id,
-                        date=now,
-                        smtputf8=checked.smtputf8,
-                    ),
-                }
-            )
-        if not rows:
+            address = check_address(recipient.address, where)
+            lang = i18n.negotiate(recipient.language or language, cfg.languages,
+                                  cfg.default_language)  # fmt: skip
+            checked.append((address, one_line(recipient.name or ""), lang))
+        if not checked:
             raise InputError("no receivers: give --to or --receivers")
 
-        message_id, ids = store.create_message(
+        from devmsg import mime
+
+        report = SendReport(queued=queue)
+        run = Run(cfg, report, progress)
+        date = mime.date_header(dt.datetime.now(dt.UTC))
+        message_id = store.begin_message(
             {
                 "type": type.strip(),
                 "template": template,
@@ -193,51 +178,96 @@ class Outbox:
                 "created_by": _current_user(),
                 "sender": cfg.sender,
             },
-            rows,
+            run.lease_until(),
         )
-        report = SendReport(message_id=message_id, receiver_ids=ids)
-        self._deliver(ids, report, progress)
+        try:
+            for start in range(0, len(checked), RENDER_CHUNK):
+                rows = []
+                for address, name, lang in checked[start : start + RENDER_CHUNK]:
+                    if template is None:
+                        rendered = inline
+                    else:
+                        info = {"address": address.address, "name": name, "language": lang}
+                        rendered = renderer.render(template, context, info, lang)
+                    # What is stored is exactly what is sent: MIME ends a part with a newline.
+                    body_text, body_html = _eol(rendered.text), _eol(rendered.html)
+                    header_id = mime.new_message_id(cfg.sender)
+                    rows.append(
+                        {
+                            "address": address.address,
+                            "envelope_to": address.envelope,
+                            "name": name,
+                            "language": lang,
+                            "subject": rendered.subject,
+                            "body_text": body_text,
+                            "body_html": body_html,
+                            "message_id_header": header_id,
+                            "mime": mime.build(
+                                sender=cfg.sender,
+                                address=address.address if address.smtputf8 else address.envelope,
+                                name=name,
+                                subject=rendered.subject,
+                                text=body_text,
+                                html=body_html,
+                                message_id=header_id,
+                                date=date,
+                                smtputf8=address.smtputf8,
+                            ),  # fmt: skip
+                        }
+                    )
+                store.add_receivers(
+                    message_id, rows, None if queue else run.owner, run.lease_until()
+                )
+                if not queue:
+                    run.maybe_renew()
+            ids = store.finish_message(message_id)
+        except BaseException:
+            store.discard_message(message_id)
+            raise
+        report.message_id, report.receiver_ids = message_id, ids
+        if not queue:
+            run.deliver_ids(ids)
+        make_durable(self.db)
         return report
 
     # -- resend --------------------------------------------------------------------------
 
+    @_store_errors
     def resend(self, ids: list[int], progress: Progress | None = None) -> DeliveryReport:
-        """Send the chosen receivers again, whatever their status. Unknown ids: nothing sent."""
+        """Send the chosen receivers again, whatever their status. Unknown ids, or ids another
+        process is delivering right now: nothing is sent."""
         ids = list(dict.fromkeys(ids))
         missing = sorted(set(ids) - store.existing_ids(ids))
         if missing:
             raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
-        return self._deliver(ids, DeliveryReport(), progress)
+        report = DeliveryReport()
+        run = Run(self.config, report, progress)
+        store.recover_expired(run.policy)
+        held = store.claim_ids(run.owner, ids, run.lease_until())
+        if held:
+            rid, owner = sorted(held.items())[0]
+            raise BusyError(
+                f"receiver {rid} is being delivered by {owner} right now; nothing was sent"
+                + (f" ({len(held)} receivers held)" if len(held) > 1 else "")
+            )
+        run.deliver_ids(ids)
+        make_durable(self.db)
+        return report
 
+    @_store_errors
     def resend_failed(self, progress: Progress | None = None) -> DeliveryReport:
-        """Resend every `failed` receiver within resend_limit; `error` ones are left alone."""
-        ids = store.failed_ids(self.config.resend_limit)
-        return self._deliver(ids, DeliveryReport(), progress)
-
-    def _deliver(self, ids: list[int], report, progress: Progress | None):
-        from devmsg.transport import DeliveryFailure, SmtpTransport
-
-        cfg = self.config
-        envelope_from = cfg.sender_address
-        total = len(ids)
-        with SmtpTransport(cfg.smtp) as transport:
-            for done, out in enumerate(store.outgoing(ids), start=1):
-                to = cfg.redirect_to or check_address(out.address).envelope
-                try:
-                    transport.send(envelope_from, to, out.mime)
-                except DeliveryFailure as failure:
-                    status = store.record_failure(
-                        out.id, failure.error, failure.traceback, cfg.resend_limit
-                    )
-                else:
-                    status = store.record_success(out.id, to)
-                report.count(status)
-                if progress is not None:
-                    progress(done, total)
+        """Deliver everything due: `failed` receivers within resend_limit whose backoff has
+        passed, `not_sent` receivers nobody holds (queued, or left by a killed run), and
+        receivers whose claim expired. `error` ones are left alone."""
+        report = DeliveryReport()
+        Run(self.config, report, progress).deliver_due()
+        if report.attempted:
+            make_durable(self.db)
         return report
 
     # -- read ----------------------------------------------------------------------------
 
+    @_store_errors
     def list(
         self,
         *,
@@ -250,8 +280,9 @@ class Outbox:
         limit: int = 50,
     ) -> list[dict]:
         for status in statuses or []:
-            if status not in STATUSES:
-                raise InputError(f"--status: unknown status {status!r} ({', '.join(STATUSES)})")
+            if status not in (*STATUSES, SENDING):
+                known = ", ".join((*STATUSES, SENDING))
+                raise InputError(f"--status: unknown status {status!r} ({known})")
         if limit < 0:
             raise InputError("--limit must be 0 (all) or more")
         since, _ = self._bound(sent_since, "--sent-since", end_of_day=False)
@@ -290,11 +321,13 @@ class Outbox:
             return start + dt.timedelta(days=1), True
         return start, False
 
+    @_store_errors
     def show(self, receiver_id: int) -> dict:
         return store.get_receiver(receiver_id)
 
     # -- purge ---------------------------------------------------------------------------
 
+    @_store_errors
     def purge(
         self,
         older_than: dt.timedelta | None = None,
@@ -312,23 +345,12 @@ class Outbox:
 
 def parse_age(text: str) -> dt.timedelta:
     """`90d`, `12h`, `30m`, `2w`, or a bare number of days."""
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    value = text.strip().lower()
-    unit = "d"
-    if value and value[-1] in units:
-        value, unit = value[:-1], value[-1]
     try:
-        number = float(value)
+        return parse_duration(text, default_unit="d")
     except ValueError:
         raise InputError(
             f"--older-than: not an age: {text!r} (use e.g. 90d, 12h, 30m or a number of days)"
         ) from None
-    if number < 0 or number != number or number in (float("inf"),):
-        raise InputError(f"--older-than: must be a positive age, got {text!r}")
-    try:
-        return dt.timedelta(**{units[unit]: number})
-    except OverflowError:
-        raise InputError(f"--older-than: age too large: {text!r}") from None
 
 
 __all__ = [

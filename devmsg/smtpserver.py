@@ -5,9 +5,9 @@ always."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -42,7 +42,7 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         if self.server.delay:
-            time.sleep(self.server.delay)  # stands for a remote server's latency
+            await asyncio.sleep(self.server.delay)  # a remote server's latency, per message
         self.server._store(
             Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         )

@@ -4,13 +4,13 @@ across SMTP I/O. Times go in as aware datetimes and are stored as naive UTC."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+import random
 from dataclasses import dataclass
 
-from peewee import JOIN, Case, chunked, fn
+from peewee import JOIN, SqliteDatabase, chunked, fn
 
 from devmsg.errors import NotFoundError
-from devmsg.models import Failure, Message, Receiver, database
+from devmsg.models import SENDING, Failure, Message, Receiver, database
 
 INSERT_CHUNK = 500
 
@@ -28,36 +28,116 @@ def from_db(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+# --- transactions ---------------------------------------------------------------------------
+
+
+def write_transaction():
+    """A transaction that takes the write lock at once (SQLite: BEGIN IMMEDIATE), for every
+    read-then-write, so two processes can never both read "free" and both take it."""
+    db = database.obj
+    if isinstance(db, SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
+def _for_update(query):
+    """On PostgreSQL, lock the rows read and skip those another sender holds."""
+    if isinstance(database.obj, SqliteDatabase):
+        return query  # the IMMEDIATE transaction already serialises claimers
+    return query.for_update("FOR UPDATE SKIP LOCKED")
+
+
 # --- create ---------------------------------------------------------------------------------
 
 
-def create_message(message: dict, receivers: Iterable[dict]) -> tuple[int, list[int]]:
-    """Store one message and all its receivers in one transaction: all or nothing."""
-    now = utcnow()
+def begin_message(message: dict, lease_until: dt.datetime) -> int:
+    """A message whose receivers are about to be streamed in. Until `finish_message` it is
+    `storing`: never delivered, and removed by recovery if its lease runs out."""
     with database.atomic():
-        msg = Message.create(created_at=now, **message)
-        for batch in chunked(receivers, INSERT_CHUNK):
-            rows = [
-                {**row, "message": msg.id, "created_at": now, "status": "not_sent"} for row in batch
-            ]
-            Receiver.insert_many(rows).execute()
-        ids = [
+        return Message.insert(
+            created_at=utcnow(), state="storing", lease_until=to_db(lease_until), **message
+        ).execute()
+
+
+def add_receivers(
+    message_id: int, rows: list[dict], owner: str | None, lease_until: dt.datetime
+) -> None:
+    """Insert one chunk of receivers, claimed by `owner` (a send) or free (a queue)."""
+    now, lease_until = utcnow(), to_db(lease_until)
+    with database.atomic():
+        for batch in chunked(rows, INSERT_CHUNK):
+            Receiver.insert_many(
+                [
+                    {
+                        **row,
+                        "message": message_id,
+                        "created_at": now,
+                        "status": "not_sent",
+                        "claimed_by": owner,
+                        "lease_until": lease_until if owner else None,
+                    }
+                    for row in batch
+                ]  # fmt: skip
+            ).execute()
+        Message.update(lease_until=lease_until).where(Message.id == message_id).execute()
+
+
+def finish_message(message_id: int) -> list[int]:
+    """Make the message deliverable; returns its receivers' ids in order."""
+    with database.atomic():
+        Message.update(state="stored", lease_until=None).where(Message.id == message_id).execute()
+        return [
             r.id
             for r in Receiver.select(Receiver.id)
-            .where(Receiver.message == msg.id)
+            .where(Receiver.message == message_id)
             .order_by(Receiver.id)
         ]
-    return msg.id, ids
 
 
-# --- delivery -------------------------------------------------------------------------------
+def discard_message(message_id: int) -> None:
+    with database.atomic():
+        Receiver.delete().where(Receiver.message == message_id).execute()
+        Message.delete().where(Message.id == message_id).execute()
+
+
+def release_claims(owner: str) -> None:
+    """Give up `owner`'s claims on receivers whose attempt has not started."""
+    with database.atomic():
+        Receiver.update(claimed_by=None, lease_until=None).where(
+            (Receiver.claimed_by == owner) & Receiver.attempt_started_at.is_null()
+        ).execute()
+
+
+# --- claims ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Outgoing:
     id: int
+    envelope: str | None
     address: str
     mime: bytes
+    failed_count: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a failure does: the limit, and the backoff before the next attempt."""
+
+    resend_limit: int
+    backoff: dt.timedelta
+    backoff_max: dt.timedelta
+
+    def next_attempt(self, failures: int, now: dt.datetime) -> dt.datetime:
+        """After the n-th failure: backoff * 2^(n-1), +-20% jitter, at most backoff_max."""
+        base = self.backoff.total_seconds()
+        if base <= 0:
+            return now
+        delay = base * 2 ** min(failures - 1, 40) * random.uniform(0.8, 1.2)
+        return now + dt.timedelta(seconds=min(delay, self.backoff_max.total_seconds()))
+
+
+INTERRUPTED = "interrupted attempt: the sender stopped mid-delivery; it may have been delivered"
 
 
 def existing_ids(ids: list[int]) -> set[int]:
@@ -67,60 +147,184 @@ def existing_ids(ids: list[int]) -> set[int]:
     return found
 
 
-def failed_ids(resend_limit: int) -> list[int]:
-    """Receivers `resend-failed` retries: status failed, failed_count within the limit."""
-    query = (
-        Receiver.select(Receiver.id)
-        .where((Receiver.status == "failed") & (Receiver.failed_count <= resend_limit))
-        .order_by(Receiver.id)
-    )
-    return [r.id for r in query]
-
-
-def outgoing(ids: list[int]) -> Iterator[Outgoing]:
-    """The stored bytes of each receiver, in the order given, a chunk at a time."""
-    for batch in chunked(ids, 200):
-        rows = {
-            r.id: r
-            for r in Receiver.select(Receiver.id, Receiver.address, Receiver.mime).where(
-                Receiver.id.in_(batch)
+def recover_expired(policy: Policy) -> int:
+    """Claims whose lease ran out: an attempt that had started is recorded as interrupted
+    (a temporary failure); every such claim is released. Messages left `storing` by a dead
+    sender are removed. Returns how many receivers were released."""
+    now = utcnow()
+    with write_transaction():
+        expired = list(
+            _for_update(
+                Receiver.select(
+                    Receiver.id, Receiver.attempt_started_at, Receiver.failed_count
+                ).where(Receiver.claimed_by.is_null(False) & (Receiver.lease_until < now))
             )
-        }
-        for rid in batch:
-            row = rows.get(rid)
-            if row is not None:
-                yield Outgoing(row.id, row.address, bytes(row.mime))
+        )
+        for row in expired:
+            if row.attempt_started_at is not None:
+                _record_failure(row.id, row.failed_count, INTERRUPTED, "", False, policy, now)
+        for batch in chunked([r.id for r in expired], INSERT_CHUNK):
+            Receiver.update(claimed_by=None, lease_until=None, attempt_started_at=None).where(
+                Receiver.id.in_(batch)
+            ).execute()
+        dead = Message.select(Message.id).where(
+            (Message.state == "storing") & (Message.lease_until < now)
+        )
+        Receiver.delete().where(Receiver.message.in_(dead)).execute()
+        Message.delete().where(Message.id.in_(dead)).execute()
+    return len(expired)
 
 
-def record_success(receiver_id: int, sent_to: str) -> str:
+def _due(policy: Policy, due_before: dt.datetime):
+    return (
+        Receiver.claimed_by.is_null()
+        & (
+            (Receiver.status == "not_sent")
+            | ((Receiver.status == "failed") & (Receiver.failed_count <= policy.resend_limit))
+        )
+        & (Receiver.next_attempt_at.is_null() | (Receiver.next_attempt_at <= due_before))
+        & Receiver.message.in_(Message.select(Message.id).where(Message.state == "stored"))
+    )
+
+
+def claim_due(
+    owner: str, lease_until: dt.datetime, due_before: dt.datetime, policy: Policy, limit: int
+) -> list[int]:
+    """Claim up to `limit` receivers that are due: failed within the limit or never
+    attempted, not held by anyone, and past their next-attempt time."""
+    with write_transaction():
+        ids = [
+            r.id
+            for r in _for_update(
+                Receiver.select(Receiver.id)
+                .where(_due(policy, to_db(due_before)))
+                .order_by(Receiver.id)
+                .limit(limit)
+            )
+        ]
+        if ids:
+            Receiver.update(claimed_by=owner, lease_until=to_db(lease_until)).where(
+                Receiver.id.in_(ids)
+            ).execute()
+    return ids
+
+
+def count_due(policy: Policy, due_before: dt.datetime) -> int:
+    return Receiver.select().where(_due(policy, to_db(due_before))).count()
+
+
+def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int, str]:
+    """Claim exactly these receivers (a resend by hand), whatever their status. If another
+    live claim holds any of them, claim none and return {id: holder}."""
+    now = utcnow()
+    with write_transaction():
+        held = {}
+        for batch in chunked(ids, INSERT_CHUNK):
+            held.update(
+                (r.id, r.claimed_by)
+                for r in Receiver.select(Receiver.id, Receiver.claimed_by).where(
+                    Receiver.id.in_(batch)
+                    & Receiver.claimed_by.is_null(False)
+                    & (Receiver.lease_until >= now)
+                )
+            )
+        if held:
+            return held
+        for batch in chunked(ids, INSERT_CHUNK):
+            Receiver.update(
+                claimed_by=owner, lease_until=to_db(lease_until), attempt_started_at=None
+            ).where(Receiver.id.in_(batch)).execute()
+    return {}
+
+
+def renew(owner: str, lease_until: dt.datetime) -> None:
+    with database.atomic():
+        Receiver.update(lease_until=to_db(lease_until)).where(
+            Receiver.claimed_by == owner
+        ).execute()
+
+
+def outgoing(ids: list[int]) -> list[Outgoing]:
+    """The stored bytes of each receiver, in the order given."""
+    rows = {
+        r.id: r
+        for r in Receiver.select(
+            Receiver.id, Receiver.envelope_to, Receiver.address, Receiver.mime,
+            Receiver.failed_count,
+        ).where(Receiver.id.in_(ids))
+    }  # fmt: skip
+    return [
+        Outgoing(r.id, r.envelope_to, r.address, bytes(r.mime), r.failed_count)
+        for r in (rows.get(i) for i in ids)
+        if r is not None
+    ]
+
+
+def start_attempt(receiver_id: int) -> None:
+    """Mark that the SMTP exchange for this receiver is about to start."""
+    with database.atomic():
+        Receiver.update(attempt_started_at=utcnow()).where(Receiver.id == receiver_id).execute()
+
+
+_RELEASED = {"claimed_by": None, "lease_until": None, "attempt_started_at": None}
+
+
+def record_success(receiver_id: int, sent_to: str, start_next: int | None = None) -> str:
+    """Commit one success (and mark the next receiver's attempt as started, in the same
+    transaction: one commit a receiver)."""
+    now = utcnow()
     with database.atomic():
         Receiver.update(
-            status="sent",
-            sent_count=Receiver.sent_count + 1,
-            sent_at=utcnow(),
-            sent_to=sent_to,
-        ).where(Receiver.id == receiver_id).execute()
+            status="sent", sent_count=Receiver.sent_count + 1, sent_at=now, sent_to=sent_to,
+            next_attempt_at=None, **_RELEASED,
+        ).where(Receiver.id == receiver_id).execute()  # fmt: skip
+        if start_next is not None:
+            Receiver.update(attempt_started_at=now).where(Receiver.id == start_next).execute()
     return "sent"
 
 
-def record_failure(receiver_id: int, error: str, traceback: str, resend_limit: int) -> str:
-    """Append the failure, count it, and move to `error` once failed_count > resend_limit."""
+def record_failure(
+    receiver_id: int,
+    failed_count: int,
+    error: str,
+    traceback: str,
+    permanent: bool,
+    policy: Policy,
+    start_next: int | None = None,
+) -> str:
+    """Append the failure and count it: `error` at once when permanent, or when
+    failed_count > resend_limit; else `failed` until the backoff has passed."""
+    now = utcnow()
     with database.atomic():
-        Failure.insert(
-            receiver=receiver_id, at=utcnow(), error=error, traceback=traceback
-        ).execute()
-        Receiver.update(
-            failed_count=Receiver.failed_count + 1,
-            status=Case(None, [(Receiver.failed_count + 1 > resend_limit, "error")], "failed"),
-        ).where(Receiver.id == receiver_id).execute()
-        row = Receiver.select(Receiver.status).where(Receiver.id == receiver_id).get()
-    return row.status
+        status = _record_failure(
+            receiver_id, failed_count, error, traceback, permanent, policy, now
+        )
+        if start_next is not None:
+            Receiver.update(attempt_started_at=now).where(Receiver.id == start_next).execute()
+    return status
+
+
+def _record_failure(receiver_id, failed_count, error, traceback, permanent, policy, now) -> str:
+    Failure.insert(receiver=receiver_id, at=now, error=error, traceback=traceback).execute()
+    failures = failed_count + 1
+    if permanent or failures > policy.resend_limit:
+        status, next_at = "error", None
+    else:
+        status, next_at = "failed", policy.next_attempt(failures, now)
+    Receiver.update(
+        failed_count=Receiver.failed_count + 1, status=status, next_attempt_at=next_at,
+        **_RELEASED,
+    ).where(Receiver.id == receiver_id).execute()  # fmt: skip
+    return status
 
 
 # --- reading --------------------------------------------------------------------------------
 
 LIST_FIELDS = (
     Receiver.id,
+    Receiver.claimed_by,
+    Receiver.lease_until,
+    Receiver.next_attempt_at,
     Receiver.message,
     Message.type,
     Receiver.created_at,
@@ -135,7 +339,8 @@ LIST_FIELDS = (
 )
 
 
-def _summary(row: dict) -> dict:
+def _summary(row: dict, now: dt.datetime) -> dict:
+    held = row["claimed_by"] is not None and row["lease_until"] >= now
     return {
         "id": row["id"],
         "message_id": row["message"],
@@ -145,11 +350,20 @@ def _summary(row: dict) -> dict:
         "name": row["name"],
         "language": row["language"],
         "subject": row["subject"],
-        "status": row["status"],
+        "status": SENDING if held else row["status"],
         "sent_count": row["sent_count"],
         "failed_count": row["failed_count"],
         "sent_at": from_db(row["sent_at"]),
+        "next_attempt_at": _next_attempt(row),
     }
+
+
+def _next_attempt(row: dict) -> dt.datetime | None:
+    """When resend-failed will try again: for failed receivers, after the backoff; for
+    queued ones, now (the next run)."""
+    if row["status"] in ("failed", "not_sent"):
+        return from_db(row["next_attempt_at"] or row["created_at"])
+    return None
 
 
 def list_receivers(
@@ -163,9 +377,15 @@ def list_receivers(
     limit: int = 50,
 ) -> list[dict]:
     """Receivers, newest first. `limit` 0 means all."""
-    query = Receiver.select(*LIST_FIELDS).join(Message)
+    now = utcnow()
+    query = Receiver.select(*LIST_FIELDS).join(Message).where(Message.state == "stored")
     if statuses:
-        query = query.where(Receiver.status.in_(statuses))
+        live = Receiver.claimed_by.is_null(False) & (Receiver.lease_until >= now)
+        wanted = [s for s in statuses if s != SENDING]
+        condition = Receiver.status.in_(wanted) & ~live if wanted else None
+        if SENDING in statuses:
+            condition = live if condition is None else (condition | live)
+        query = query.where(condition)
     if type is not None:
         query = query.where(Message.type == type)
     if to is not None:
@@ -182,7 +402,7 @@ def list_receivers(
     query = query.order_by(Receiver.id.desc())
     if limit:
         query = query.limit(limit)
-    return [_summary(row) for row in query.dicts()]
+    return [_summary(row, now) for row in query.dicts()]
 
 
 def get_receiver(receiver_id: int) -> dict:
@@ -206,8 +426,10 @@ def get_receiver(receiver_id: int) -> dict:
     )
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
-    detail = _summary(row)
+    detail = _summary(row, utcnow())
     detail.update(
+        claimed_by=row["claimed_by"],
+        lease_until=from_db(row["lease_until"]),
         sent_to=row["sent_to"],
         message_id_header=row["message_id_header"],
         sender=row["sender"],

@@ -16,10 +16,18 @@ from devmsg.config import SmtpConfig
 
 @dataclass
 class DeliveryFailure(Exception):
+    """Why one receiver was not delivered.
+
+    Permanent: a 5xx reply at RCPT or DATA (about this recipient or this message), or a
+    non-ASCII address the server cannot take. Everything else is temporary: 4xx replies,
+    refused connections, timeouts, disconnects, TLS trouble, and any reply at connect, HELO,
+    AUTH or MAIL FROM (a server or configuration problem, fixed once for all receivers)."""
+
     error: str  # one line, for tables
     traceback: str  # the full traceback, for `devmsg show`
-    temporary: bool
+    permanent: bool
     code: int | None = None
+    connect_failed: bool = False  # no connection could be opened: the rest of a batch too
 
     def __str__(self) -> str:
         return self.error
@@ -34,6 +42,10 @@ class SMTPRefused(smtplib.SMTPResponseException):
 
     def __str__(self) -> str:
         return f"{self.stage} refused: {_reply(self.smtp_code, self.smtp_error)}"
+
+
+class NoSMTPUTF8(smtplib.SMTPException):
+    """A non-ASCII address and a server without SMTPUTF8: permanent for this receiver."""
 
 
 class SmtpTransport:
@@ -77,24 +89,35 @@ class SmtpTransport:
             raise
         return conn
 
+    def ensure_connected(self) -> None:
+        """Open the connection if there is none. Raises DeliveryFailure(connect_failed)."""
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except Exception as exc:
+                raise self._failure(exc, connect_failed=True) from None
+
     def send(self, sender: str, recipient: str, data: bytes) -> None:
         """Deliver `data` to one recipient. Returns only when the server accepted it."""
+        reused = self._conn is not None
+        self.ensure_connected()
         try:
-            reused = self._conn is not None
-            if self._conn is None:
-                self._conn = self._connect()
             try:
                 self._exchange(self._conn, sender, recipient, data)
-            except smtplib.SMTPServerDisconnected as exc:
-                # An idle connection the server closed: nothing was accepted yet if it broke
-                # at MAIL, so reconnect once and try again on a fresh connection.
-                self._drop()
-                if not (reused and getattr(exc, "stage", None) == "MAIL"):
+            except (smtplib.SMTPServerDisconnected, SMTPRefused) as exc:
+                # A reused connection the server closed, or a 421 "closing" at MAIL: nothing
+                # was accepted yet, so reconnect once and try again on a fresh connection.
+                at_mail = getattr(exc, "stage", None) == "MAIL"
+                closing = isinstance(exc, smtplib.SMTPServerDisconnected) or exc.smtp_code == 421
+                if not (reused and at_mail and closing):
                     raise
-                self._conn = self._connect()
+                self._drop()
+                self.ensure_connected()
                 self._exchange(self._conn, sender, recipient, data)
+        except DeliveryFailure:
+            raise
         except Exception as exc:
-            if not isinstance(exc, SMTPRefused):
+            if not isinstance(exc, SMTPRefused) or exc.smtp_code == 421:
                 self._drop()
             raise self._failure(exc) from None
 
@@ -102,9 +125,7 @@ class SmtpTransport:
         options = []
         if not (sender + recipient).isascii():
             if not conn.has_extn("smtputf8"):
-                raise SMTPRefused(
-                    "MAIL", 553, b"server does not support SMTPUTF8 (non-ASCII address)"
-                )
+                raise NoSMTPUTF8(f"the server does not offer SMTPUTF8, needed for {recipient}")
             options.append("SMTPUTF8")
         stage = "MAIL"
         try:
@@ -134,14 +155,14 @@ class SmtpTransport:
         if conn is not None:
             conn.close()
 
-    def _failure(self, exc: Exception) -> DeliveryFailure:
+    def _failure(self, exc: Exception, connect_failed: bool = False) -> DeliveryFailure:
         tb = "".join(traceback.format_exception(exc))
-        error, temporary, code = _describe(exc, self.config)
+        error, permanent, code = _describe(exc, self.config)
         password = self.config.password
         if password:
             tb = tb.replace(password, "***")
             error = error.replace(password, "***")
-        return DeliveryFailure(error=error, traceback=tb, temporary=temporary, code=code)
+        return DeliveryFailure(error, tb, permanent, code, connect_failed)
 
 
 def _reply(code: int, resp: bytes | str) -> str:
@@ -150,35 +171,33 @@ def _reply(code: int, resp: bytes | str) -> str:
 
 
 def _describe(exc: Exception, cfg: SmtpConfig) -> tuple[str, bool, int | None]:
-    """(one-line error, temporary?, reply code)."""
+    """(one-line error, permanent?, reply code)."""
     server = f"{cfg.host}:{cfg.port}"
     if isinstance(exc, SMTPRefused):
         what = {"MAIL": "sender refused", "RCPT": "recipient refused", "DATA": "message refused"}
-        return (
-            f"{what[exc.stage]}: {_reply(exc.smtp_code, exc.smtp_error)}",
-            exc.smtp_code < 500,
-            exc.smtp_code,
-        )
+        permanent = exc.stage in ("RCPT", "DATA") and exc.smtp_code >= 500
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        return f"{what[exc.stage]}: {reply}", permanent, exc.smtp_code
+    if isinstance(exc, NoSMTPUTF8):
+        return str(exc), True, None
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return (
-            f"authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}",
-            True,
-            exc.smtp_code,
-        )
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        return f"{server}: authentication failed: {reply}", False, exc.smtp_code
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return f"{server}: {exc}", True, None
+        return f"{server}: {exc}", False, None
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{server} replied {_reply(exc.smtp_code, exc.smtp_error)}", True, exc.smtp_code
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        return f"{server} replied {reply}", False, exc.smtp_code
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return f"{server}: connection lost: {exc}", True, None
+        return f"{server}: connection lost: {exc}", False, None
     if isinstance(exc, ConnectionRefusedError):
-        return f"{server}: connection refused", True, None
+        return f"{server}: connection refused", False, None
     if isinstance(exc, socket.timeout | TimeoutError):
-        return f"{server}: timed out after {cfg.timeout:g}s", True, None
+        return f"{server}: timed out after {cfg.timeout:g}s", False, None
     if isinstance(exc, ssl.SSLError):
-        return f"{server}: TLS error: {exc}", True, None
+        return f"{server}: TLS error: {exc.reason or exc}", False, None
     if isinstance(exc, socket.gaierror):
-        return f"{server}: cannot resolve host: {exc.strerror}", True, None
+        return f"{server}: cannot resolve host: {exc.strerror}", False, None
     if isinstance(exc, OSError):
-        return f"{server}: {exc.strerror or exc}", True, None
-    return f"{type(exc).__name__}: {exc}", True, None
+        return f"{server}: {exc.strerror or exc}", False, None
+    return f"{type(exc).__name__}: {exc}", False, None

@@ -13,7 +13,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLE = {"sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim"}
+STATUS_STYLE = {
+    "sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim", "sending": "cyan",
+}  # fmt: skip
 
 
 def local(value: dt.datetime | None, tz: ZoneInfo) -> str:
@@ -72,6 +74,13 @@ def receiver_detail(row: dict, tz: ZoneInfo) -> Group:
         ("Failed count", str(row["failed_count"])),
         ("Created", local_long(row["created_at"], tz)),
         ("Sent at", local_long(row["sent_at"], tz) or "-"),
+        ("Next attempt", local_long(row["next_attempt_at"], tz) or "-"),
+        (
+            "Claimed by",
+            f"{row['claimed_by']} until {local_long(row['lease_until'], tz)}"
+            if row["claimed_by"]
+            else "-",
+        ),
         ("Sent to", row["sent_to"] or "-"),
         ("From", row["sender"]),
         ("Message-ID", row["message_id_header"]),

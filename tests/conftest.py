@@ -26,6 +26,7 @@ languages = ["en", "nb"]
 resend_limit = 2
 sender = "Devilry <noreply@devilry.example>"
 timezone = "Europe/Oslo"
+retry_backoff = "0s"
 
 [smtp]
 host = "127.0.0.1"

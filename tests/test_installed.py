@@ -36,12 +36,12 @@ def test_installed_command_sends_lists_and_reports_errors(home, smtp):
                  "--to", "ola@example.no", "--to", "kari@example.no", "--language", "nb",
                  cwd=home)  # fmt: skip
     assert result.returncode == 3, result.stderr
-    assert result.stdout == "message 1: attempted 2, sent 1, failed 1, error 0\n"
+    assert result.stdout == "message 1: attempted 2, sent 1, failed 0, error 1\n"
     assert smtp.recipients() == ["ola@example.no"]
 
     listed = json.loads(run("list", "--json", cwd=home).stdout)
     assert [(r["to"], r["status"]) for r in listed] == [
-        ("kari@example.no", "failed"), ("ola@example.no", "sent"),
+        ("kari@example.no", "error"), ("ola@example.no", "sent"),
     ]  # fmt: skip
 
     result = run("--config", "nowhere.toml", "list", cwd=home)

@@ -45,9 +45,10 @@ def test_list_filters(cli, smtp):
         return [row["id"] for row in json.loads(result.stdout)]
 
     assert ids() == [4, 3, 2, 1]
-    assert ids("--status", "failed") == [3, 2]
-    assert ids("--status", "sent", "--status", "failed") == [4, 3, 2, 1]
-    assert ids("--status", "error") == []
+    assert ids("--status", "failed") == [2]
+    assert ids("--status", "sent", "--status", "failed") == [4, 2, 1]
+    assert ids("--status", "error") == [3]
+    assert ids("--status", "sending") == []
     assert ids("--type", "feedback") == [2, 1]
     assert ids("--to", "a@EXAMPLE.com") == [4, 1]
     assert ids("--message", "2") == [4, 3]
@@ -82,7 +83,7 @@ def test_list_json_fields_and_times(cli, smtp):
     rows = json.loads(cli("list", "--json").stdout)
     assert list(rows[0]) == [
         "id", "message_id", "type", "created_at", "to", "name", "language", "subject",
-        "status", "sent_count", "failed_count", "sent_at",
+        "status", "sent_count", "failed_count", "sent_at", "next_attempt_at",
     ]  # fmt: skip
     row = rows[0]
     assert row["created_at"].endswith("+00:00") and row["sent_at"].endswith("+00:00")
@@ -100,6 +101,7 @@ def test_list_json_fields_and_times(cli, smtp):
             "sent_count": 1,
             "failed_count": 0,
             "sent_at": "<time>",
+            "next_attempt_at": None,
         }  # fmt: skip
     )
 
@@ -110,7 +112,8 @@ def test_list_bad_status_and_empty_store(cli):
     result = cli("list", "--status", "lost")
     assert result.exit_code == 1
     assert (
-        result.stderr == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent)\n"
+        result.stderr
+        == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent, sending)\n"
     )
 
 

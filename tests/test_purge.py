@@ -79,7 +79,8 @@ def test_purge_bad_input(cli):
         ([], "Error: give --older-than AGE or --orphans\n"),
         (["--older-than", "soon"],
          "Error: --older-than: not an age: 'soon' (use e.g. 90d, 12h, 30m or a number of days)\n"),
-        (["--older-than", "-3d"], "Error: --older-than: must be a positive age, got '-3d'\n"),
+        (["--older-than", "-3d"],
+         "Error: --older-than: not an age: '-3d' (use e.g. 90d, 12h, 30m or a number of days)\n"),
         (["--older-than", "1d", "--orphans"],
          "Error: give --older-than AGE or --orphans, not both\n"),
     ]:  # fmt: skip

@@ -42,7 +42,8 @@ def test_send_renders_each_receiver_in_their_language_and_delivers(cli, smtp):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report == {
-        "message_id": 1, "receivers": [1, 2], "attempted": 2, "sent": 2, "failed": 0, "error": 0,
+        "message_id": 1, "receivers": [1, 2], "queued": False,
+        "attempted": 2, "sent": 2, "failed": 0, "error": 0,
     }  # fmt: skip
     assert sorted(smtp.recipients()) == ["alex@example.com", "ola@example.no"]
     msg = received(smtp)
@@ -231,14 +232,14 @@ def test_refused_recipients_and_server_down_are_failures_never_sent(cli, smtp, h
     result = cli("send", "--subject", "s", "--text", "t", "--type", "t", "--to", "ok@example.com",
                  "--to", "later@example.com", "--to", "nobody@example.com")  # fmt: skip
     assert result.exit_code == 3
-    assert result.stdout == "message 1: attempted 3, sent 1, failed 2, error 0\n"
+    assert result.stdout == "message 1: attempted 3, sent 1, failed 1, error 1\n"
     assert result.stderr == (
         "Not sent: see devmsg list --message 1 --status failed --status error\n"
     )
     listed = {r["to"]: r for r in json.loads(cli("list", "--json").stdout)}
     assert listed["ok@example.com"]["status"] == "sent"
     assert listed["later@example.com"]["status"] == "failed"
-    assert listed["nobody@example.com"]["status"] == "failed"
+    assert listed["nobody@example.com"]["status"] == "error"  # 5xx at RCPT: permanent
     failure = json.loads(cli("show", str(listed["nobody@example.com"]["id"]), "--json").stdout)
     assert failure["failures"][0]["error"] == "recipient refused: 550 5.1.1 no such user"
     assert "Traceback (most recent call last)" in failure["failures"][0]["traceback"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 
-from devmsg.db import migrate, open_database
+from devmsg.db import MIGRATIONS_DIR, migrate, open_database
 from devmsg.models import MODELS
 
 
@@ -20,12 +20,16 @@ def test_blank_database_is_migrated_to_the_models_schema(tmp_path):
             assert set(columns) == {f.column_name for f in model._meta.sorted_fields}, table
             for field in model._meta.sorted_fields:
                 assert columns[field.column_name].null == field.null, (table, field.name)
-        indexes = {i.name for i in db.get_indexes("receiver")}
-        for column in ("status", "created_at", "sent_at", "message_id"):
-            assert f"receiver_{column}" in indexes
+            declared = {
+                (f.column_name,) for f in model._meta.sorted_fields if f.index or f.unique
+            } | {tuple(cols) for cols, _unique in model._meta.indexes}
+            declared.discard(("id",))
+            actual = {tuple(i.columns) for i in db.get_indexes(table)}
+            assert declared == actual, table
         assert migrate(db) == []  # idempotent: nothing left to apply
         applied = [row[0] for row in db.execute_sql("select name from schema_migration")]
-        assert applied == ["0001_initial"]
+        files = sorted(p.stem for p in MIGRATIONS_DIR.glob("[0-9]*.py"))
+        assert applied == files and files[0] == "0001_initial"
     finally:
         db.close()
 
@@ -39,7 +43,36 @@ def test_store_settings(tmp_path):
     db = open_database(path)
     try:
         assert db.execute_sql("pragma foreign_keys").fetchone()[0] == 1
-        assert db.execute_sql("pragma synchronous").fetchone()[0] == 2  # FULL
+        assert db.execute_sql("pragma synchronous").fetchone()[0] == 1  # NORMAL, see make_durable
         assert db.execute_sql("pragma busy_timeout").fetchone()[0] == 10_000
+    finally:
+        db.close()
+
+
+def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
+    from peewee import SqliteDatabase
+    from playhouse.migrations import Runner
+
+    path = tmp_path / "old.sqlite3"
+    old = SqliteDatabase(str(path))
+    Runner(old, str(MIGRATIONS_DIR)).up(target="0001_initial")
+    old.execute_sql(
+        "insert into message (created_at, type, template, context, metadata, created_by, sender)"
+        " values ('2026-01-01 00:00:00', 't', null, '{}', '{}', 'me', 'a@example.com')"
+    )
+    old.execute_sql(
+        "insert into receiver (message_id, address, name, language, subject, body_text, body_html,"
+        " mime, message_id_header, status, sent_count, failed_count, created_at)"
+        " values (1, 'b@example.com', '', 'en', 's', 't', '', x'00', '<1@x>', 'failed', 0, 1,"
+        " '2026-01-01 00:00:00')"
+    )
+    old.close()
+    db = open_database(path)
+    try:
+        row = db.execute_sql(
+            "select r.status, r.failed_count, r.claimed_by, r.next_attempt_at, m.state"
+            " from receiver r join message m on m.id = r.message_id"
+        ).fetchone()
+        assert row == ("failed", 1, None, None, "stored")
     finally:
         db.close()
