@@ -145,7 +145,7 @@ def test_show_whole_output(cli, smtp):
         "--to", "Ola <ola@example.no>")  # fmt: skip
     result = cli("show", "1")
     lines = [line.rstrip() for line in mask(result.stdout).splitlines()]
-    assert lines[:16] == [
+    assert lines[:18] == [
         "Receiver      #1",
         "Message       #1 (t, template -)",
         "To            Ola <ola@example.no>",
@@ -155,6 +155,8 @@ def test_show_whole_output(cli, smtp):
         "Failed count  0",
         "Created       <time>",
         "Sent at       <time>",
+        "Next attempt  -",
+        "Claimed by    -",
         "Sent to       ola@example.no",
         "From          Devilry <noreply@devilry.example>",
         "Message-ID    <msgid>",
@@ -163,6 +165,6 @@ def test_show_whole_output(cli, smtp):
         "Metadata      {}",
         "Subject       Hello",
     ]
-    assert lines[16].startswith("╭─ Plain text ─")
-    assert lines[17].startswith("│ Plain body")
+    assert lines[18].startswith("╭─ Plain text ─")
+    assert lines[19].startswith("│ Plain body")
     assert lines[-1] == "No failures."
