@@ -44,6 +44,7 @@ def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
     table.add_column("Failed", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Sent at", min_width=10)
+    table.add_column("Next attempt", min_width=10)
     table.add_column("Type", min_width=6, ratio=1, overflow="fold")
     for row in rows:
         table.add_row(
@@ -55,6 +56,7 @@ def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
             str(row["failed_count"]),
             status_text(row["status"]),
             local(row["sent_at"], tz),
+            local(row["next_attempt_at"], tz),
             Text(row["type"]),
         )
     return table
