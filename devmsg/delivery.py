@@ -99,6 +99,7 @@ class Run:
         """resend-failed: claim due receivers in small batches until none is left. Only what
         was due when the run started is taken, so each receiver is tried once a run."""
         store.recover_expired(self.policy)
+        self.started = dt.datetime.now(dt.UTC)  # after recovery: what it released is due
         self.total = store.count_due(self.policy, self.started)
         if not self.total:
             return self.report

@@ -30,6 +30,15 @@ class _Rule:
 class _Handler:
     server: CapturingServer
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.server._count_session(session)
+        reply = self.server._reply_for("MAIL FROM")
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.server._reply_for(address)
         if reply == "drop":
@@ -41,6 +50,10 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        for rcpt in envelope.rcpt_tos:
+            reply = self.server._reply_for(f"DATA {rcpt}")
+            if reply:
+                return reply
         if self.server.delay:
             await asyncio.sleep(self.server.delay)  # a remote server's latency, per message
         self.server._store(
@@ -60,7 +73,12 @@ class CapturingServer:
     host: str = "127.0.0.1"
     port: int = 0
     delay: float = 0.0
+    smtputf8: bool = True
+    username: str = ""  # when set, the server offers AUTH and requires this login
+    password: str = ""
     messages: list[Received] = field(default_factory=list)
+    sessions: int = 0  # SMTP connections that reached MAIL FROM
+    _seen: set = field(default_factory=set)
     _rules: dict[str, _Rule] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
@@ -68,9 +86,14 @@ class CapturingServer:
     def start(self) -> CapturingServer:
         if not self.port:
             self.port = free_port(self.host)
+        auth = {}
+        if self.username:
+            auth = {"authenticator": self._authenticate, "auth_require_tls": False,
+                    "auth_required": True}  # fmt: skip
         self._controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=True
-        )
+            _Handler(self), hostname=self.host, port=self.port,
+            enable_SMTPUTF8=self.smtputf8, **auth,
+        )  # fmt: skip
         self._controller.start()
         return self
 
@@ -87,7 +110,8 @@ class CapturingServer:
 
     def refuse(self, address: str, reply: str, times: int | None = None) -> None:
         """Answer RCPT TO `address` with `reply` (e.g. "451 4.3.0 try later"), or "drop" the
-        connection; `times` times, or always."""
+        connection; `times` times, or always. `address` "MAIL FROM" refuses the sender, and
+        "DATA <address>" refuses the message after DATA."""
         with self._lock:
             self._rules[address.lower()] = _Rule(reply, times)
 
@@ -105,6 +129,22 @@ class CapturingServer:
                 if rule.times <= 0:
                     del self._rules[address.lower()]
             return rule.reply
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == self.username
+            and auth_data.password.decode() == self.password
+        )
+        return AuthResult(success=ok)
+
+    def _count_session(self, session) -> None:
+        with self._lock:
+            if id(session) not in self._seen:
+                self._seen.add(id(session))
+                self.sessions += 1
 
     def _store(self, received: Received) -> None:
         with self._lock:

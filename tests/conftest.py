@@ -3,8 +3,11 @@ a devmsg.toml that points at it, and the CLI driven through Typer's CliRunner.""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,13 +62,16 @@ def closed_port():
     return free_port()
 
 
-def write_project(folder: Path, port: int, extra: str = "", source: Path = EXAMPLES) -> Path:
-    """A devmsg.toml with the templates and catalogs of `source`, sending to `port`."""
+def write_project(
+    folder: Path, port: int, extra: str = "", source: Path = EXAMPLES, smtp_extra: str = ""
+) -> Path:
+    """A devmsg.toml with the templates and catalogs of `source`, sending to `port`;
+    `extra` adds top-level keys, `smtp_extra` keys of [smtp]."""
     (folder / "store").mkdir(exist_ok=True)
     shutil.copytree(source / "templates", folder / "templates", dirs_exist_ok=True)
     shutil.copytree(source / "locales", folder / "locales", dirs_exist_ok=True)
     path = folder / "devmsg.toml"
-    path.write_text(CONFIG.format(port=port) + extra)
+    path.write_text(CONFIG.format(port=port).replace("[smtp]", extra + "[smtp]") + smtp_extra)
     return path
 
 
@@ -105,3 +111,26 @@ FEEDBACK_CONTEXT = (
     '{"assignment": "Oblig 1", "course": "INF1000", "published": "2026-11-27T14:30:00+00:00",'
     ' "points": "87.5", "comments": 2, "url": "https://devilry.example/feedback/1"}'
 )
+
+
+def devmsg_command() -> str:
+    """The installed `devmsg` script, beside this Python."""
+    beside = Path(sys.executable).with_name("devmsg")
+    found = str(beside) if beside.exists() else shutil.which("devmsg")
+    if not found:
+        pytest.fail("the devmsg command is not installed: pip install -e '.[test]'")
+    return found
+
+
+def spawn(*args, cwd, env=None, **kwargs) -> subprocess.Popen:
+    """Start the installed `devmsg` in its own process."""
+    return subprocess.Popen(
+        [devmsg_command(), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "COLUMNS": "200", **(env or {})}, **kwargs,
+    )  # fmt: skip
+
+
+def run(*args, cwd, env=None, timeout=120) -> subprocess.CompletedProcess:
+    proc = spawn(*args, cwd=cwd, env=env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

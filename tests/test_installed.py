@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-from conftest import write_project
-
-
-def devmsg_command() -> str:
-    beside = Path(sys.executable).with_name("devmsg")
-    found = str(beside) if beside.exists() else shutil.which("devmsg")
-    if not found:
-        pytest.fail("the devmsg command is not installed: pip install -e '.[test]'")
-    return found
-
-
-def run(*args, cwd, env=None):
-    return subprocess.run(
-        [devmsg_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )  # fmt: skip
+from conftest import run, write_project
 
 
 def test_installed_command_sends_lists_and_reports_errors(home, smtp):
