@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import re
 import secrets
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
@@ -54,7 +55,11 @@ def _address(name: str, address: str, smtputf8: bool) -> str:
     name = one_line(name)
     if smtputf8:
         # With SMTPUTF8 the header carries UTF-8 as is (RFC 6532).
-        return formataddr((name, address)) if name else address
+        if not name:
+            return address
+        if re.search(r'[()<>@,;:\\".\[\]]', name):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{address}>"
     if not name:
         return address
     if name.isascii():

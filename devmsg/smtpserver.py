@@ -87,7 +87,7 @@ class CapturingServer:
         if not self.port:
             self.port = free_port(self.host)
         auth = {}
-        if self.username:
+        if self.username:  # loopback only: AUTH without TLS is fine here
             auth = {"authenticator": self._authenticate, "auth_require_tls": False,
                     "auth_required": True}  # fmt: skip
         self._controller = Controller(
@@ -138,7 +138,7 @@ class CapturingServer:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def _count_session(self, session) -> None:
         with self._lock:
