@@ -19,7 +19,13 @@ STATUS_STYLE = {
 
 
 def local(value: dt.datetime | None, tz: ZoneInfo) -> str:
-    return "" if value is None else value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    """Short, as `ls -l` does: the year only when it is not this year's."""
+    if value is None:
+        return ""
+    value = value.astimezone(tz)
+    if value.year == dt.datetime.now(tz).year:
+        return value.strftime("%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d %H:%M")
 
 
 def local_long(value: dt.datetime | None, tz: ZoneInfo) -> str:
@@ -36,18 +42,20 @@ def status_text(status: str) -> Text:
 
 def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
     table = Table(box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False, collapse_padding=True)
+    with_next = any(row["next_attempt_at"] for row in rows)
     table.add_column("ID", justify="right", no_wrap=True)
-    table.add_column("Created", min_width=10)
-    table.add_column("Subject", min_width=10, ratio=3)
-    table.add_column("Receiver", min_width=12, ratio=3, overflow="fold")
+    table.add_column("Created", min_width=5)
+    table.add_column("Subject", min_width=8, ratio=3)
+    table.add_column("Receiver", min_width=10, ratio=3, overflow="fold")
     table.add_column("Sent", justify="right", no_wrap=True)
     table.add_column("Failed", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
-    table.add_column("Sent at", min_width=10)
-    table.add_column("Next attempt", min_width=10)
-    table.add_column("Type", min_width=6, ratio=1, overflow="fold")
+    table.add_column("Sent at", min_width=5)
+    if with_next:
+        table.add_column("Next attempt", min_width=5)
+    table.add_column("Type", min_width=4, ratio=1, overflow="fold")
     for row in rows:
-        table.add_row(
+        cells = [
             str(row["id"]),
             local(row["created_at"], tz),
             Text(row["subject"]),
@@ -56,9 +64,10 @@ def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
             str(row["failed_count"]),
             status_text(row["status"]),
             local(row["sent_at"], tz),
-            local(row["next_attempt_at"], tz),
-            Text(row["type"]),
-        )
+        ]
+        if with_next:
+            cells.append(local(row["next_attempt_at"], tz))
+        table.add_row(*cells, Text(row["type"]))
     return table
 
 

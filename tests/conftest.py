@@ -97,7 +97,8 @@ def cli(config_path):
 
 def mask_times(text: str) -> str:
     """Hide table times, keeping the columns' widths."""
-    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d\b", "YYYY-MM-DD hh:mm", text)
+    text = re.sub(r"\b\d{4}-\d\d-\d\d \d\d:\d\d\b", "YYYY-MM-DD hh:mm", text)
+    return re.sub(r"\b\d\d-\d\d \d\d:\d\d\b", "MM-DD hh:mm", text)
 
 
 def mask(text: str) -> str:
