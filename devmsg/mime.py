@@ -12,7 +12,8 @@ import binascii
 import datetime as dt
 import re
 import secrets
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+import time
+from email.utils import format_datetime, formataddr, parseaddr
 
 from devmsg.render import one_line
 
@@ -20,8 +21,10 @@ _MAX_LINE = 998
 
 
 def new_message_id(sender: str) -> str:
+    """Unique without coordination: time, then 96 random bits from the OS."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "devmsg.invalid"
-    return make_msgid(domain=domain.encode("idna").decode("ascii"))
+    domain = domain.encode("idna").decode("ascii")
+    return f"<{time.time_ns()}.{secrets.token_hex(12)}@{domain}>"
 
 
 def date_header(now: dt.datetime) -> str:

@@ -104,7 +104,7 @@ def mask_times(text: str) -> str:
 def mask(text: str) -> str:
     """Hide what changes from run to run: times and Message-IDs."""
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d)?", "<time>", text)
-    text = re.sub(r"<\d+\.\d+\.\d+@[\w.]+>", "<msgid>", text)
+    text = re.sub(r"<\d+\.[0-9a-f]+@[\w.]+>", "<msgid>", text)
     return text
 
 
