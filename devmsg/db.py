@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from peewee import DatabaseError, SqliteDatabase
-from playhouse.migrations import Runner
 
 from devmsg.errors import StoreError
 from devmsg.models import database
@@ -74,11 +73,25 @@ def make_durable(db) -> None:
             os.close(fd)
 
 
+def _pending(db) -> bool:
+    """Cheap check, on every open: is any migration file not yet applied?"""
+    files = {p.stem for p in MIGRATIONS_DIR.glob("[0-9]*.py")}
+    try:
+        applied = {row[0] for row in db.execute_sql("SELECT name FROM schema_migration")}
+    except DatabaseError:
+        if not isinstance(db, SqliteDatabase):
+            db.rollback()
+        return True
+    return not files <= applied
+
+
 def migrate(db) -> list[str]:
     """Apply pending migrations; cheap and idempotent when there are none."""
-    runner = Runner(db, str(MIGRATIONS_DIR))
-    if all(m.applied for m in runner.status()):
+    if not _pending(db):
         return []
+    from playhouse.migrations import Runner
+
+    runner = Runner(db, str(MIGRATIONS_DIR))
     if not isinstance(db, SqliteDatabase):
         with db.atomic():
             return runner.up()

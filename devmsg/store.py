@@ -454,40 +454,63 @@ def get_receiver(receiver_id: int) -> dict:
 
 
 def _orphans():
+    """Stored messages without receivers (one still being stored is not an orphan)."""
     return (
         Message.select(Message.id)
         .join(Receiver, JOIN.LEFT_OUTER, on=(Receiver.message == Message.id))
-        .where(Receiver.id.is_null())
+        .where(Receiver.id.is_null() & (Message.state == "stored"))
     )
+
+
+PURGE_CHUNK = 5000
 
 
 def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     """Delete receivers created before `created_before` (None: none), their failures, then
     every message left without receivers. Returns (receivers, messages) deleted, or that
-    would be deleted with `dry_run`."""
-    with database.atomic():
-        old = None
-        receivers = 0
-        if created_before is not None:
-            old = Receiver.select(Receiver.id).where(Receiver.created_at < to_db(created_before))
-            receivers = old.count()
-        if dry_run:
-            # Messages that would be left without receivers: orphans now, plus those whose
-            # every receiver is old.
-            messages = _orphans().count()
-            if old is not None:
-                kept = Receiver.select(Receiver.message).where(
-                    Receiver.created_at >= to_db(created_before)
-                )
-                messages += (
-                    Message.select(Message.id)
-                    .where(Message.id.in_(old.select(Receiver.message)))
-                    .where(Message.id.not_in(kept))
-                    .count()
-                )
-            return receivers, messages
-        if old is not None:
-            Failure.delete().where(Failure.receiver.in_(old)).execute()
-            Receiver.delete().where(Receiver.created_at < to_db(created_before)).execute()
-        messages = Message.delete().where(Message.id.in_(_orphans())).execute()
+    would be deleted with `dry_run`. Deletes in chunks of short transactions, so memory and
+    the WAL stay small and other writers get their turn."""
+    cutoff = None if created_before is None else to_db(created_before)
+    if dry_run:
+        with database.atomic():
+            return _purge_counts(cutoff)
+    receivers = 0
+    while cutoff is not None:
+        with database.atomic():
+            ids = [
+                r.id
+                for r in Receiver.select(Receiver.id)
+                .where(Receiver.created_at < cutoff)
+                .order_by(Receiver.created_at)
+                .limit(PURGE_CHUNK)
+            ]
+            if not ids:
+                break
+            Failure.delete().where(Failure.receiver.in_(ids)).execute()
+            receivers += Receiver.delete().where(Receiver.id.in_(ids)).execute()
+    messages = 0
+    while True:
+        with database.atomic():
+            ids = [m.id for m in _orphans().limit(PURGE_CHUNK)]
+            if not ids:
+                break
+            messages += Message.delete().where(Message.id.in_(ids)).execute()
+    return receivers, messages
+
+
+def _purge_counts(cutoff) -> tuple[int, int]:
+    # Messages that would be left without receivers: orphans now, plus those whose every
+    # receiver is old.
+    messages = _orphans().count()
+    receivers = 0
+    if cutoff is not None:
+        old = Receiver.select(Receiver.id).where(Receiver.created_at < cutoff)
+        receivers = old.count()
+        kept = Receiver.select(Receiver.message).where(Receiver.created_at >= cutoff)
+        messages += (
+            Message.select(Message.id)
+            .where(Message.id.in_(old.select(Receiver.message)))
+            .where(Message.id.not_in(kept))
+            .count()
+        )
     return receivers, messages
