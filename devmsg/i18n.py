@@ -99,6 +99,20 @@ def _to_datetime(value, tz: ZoneInfo) -> dt.datetime:
     raise InputError(f"not a date or time: {value!r}")
 
 
+def _memo(function):
+    """Cache a formatter: a send formats the same context values for every receiver."""
+    cached = lru_cache(maxsize=4096, typed=True)(function)
+
+    def formatter(value, *args):
+        try:
+            return cached(value, *args)
+        except TypeError:  # an unhashable value
+            return function(value, *args)
+
+    return formatter
+
+
+@_memo
 def format_date(value, format: str, language: str, tz: ZoneInfo) -> str:
     if isinstance(value, str) and len(value.strip()) == 10:
         try:
@@ -110,12 +124,14 @@ def format_date(value, format: str, language: str, tz: ZoneInfo) -> str:
     return babel_dates.format_date(_to_datetime(value, tz).date(), format=format, locale=language)
 
 
+@_memo
 def format_datetime(value, format: str, language: str, tz: ZoneInfo) -> str:
     return babel_dates.format_datetime(
         _to_datetime(value, tz), format=format, tzinfo=tz, locale=language
     )
 
 
+@_memo
 def format_number(value, language: str) -> str:
     if isinstance(value, str):
         try:

@@ -104,7 +104,7 @@ def read_receivers(path: str, language: str | None = None) -> list[Recipient]:
         lang = row.get("language") or language
         if not isinstance(name, str) or (lang is not None and not isinstance(lang, str)):
             raise InputError(f"{where}: name and language must be strings")
-        check_address(address, where)
+        # The address is checked, once, where the receivers are used (Outbox.send).
         recipients.append(Recipient(address.strip(), name, lang, where))
     if not recipients:
         raise InputError(f"{label}: no receivers in the file")

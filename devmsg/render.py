@@ -51,6 +51,12 @@ class Renderer:
         self.default_language = default_language
         self.tz = tz
         self._envs: dict[str, jinja2.Environment] = {}
+        self._text_files: dict[str, bool] = {}
+
+    def _has_text(self, name: str) -> bool:
+        if name not in self._text_files:
+            self._text_files[name] = (self.templates / name / "body.txt").is_file()
+        return self._text_files[name]
 
     # -- templates -----------------------------------------------------------------------
 
@@ -76,6 +82,7 @@ class Renderer:
                 autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
                 undefined=jinja2.StrictUndefined,
                 extensions=["jinja2.ext.i18n"],
+                auto_reload=False,  # one run renders the same files many times
             )
             translations = i18n.load_translations(
                 self.locales, language, required=language != self.default_language
@@ -100,7 +107,7 @@ class Renderer:
         variables = {**context, "receiver": receiver}
         subject = one_line(self._render_file(env, f"{name}/subject.txt", variables))
         html = self._render_file(env, f"{name}/body.html", variables)
-        if (self.templates / name / "body.txt").is_file():
+        if self._has_text(name):
             text = self._render_file(env, f"{name}/body.txt", variables)
         else:
             text = html_to_text(html)
