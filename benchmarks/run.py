@@ -169,10 +169,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="receivers per run (default 2000)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per case (default 5)")
-    parser.add_argument("--scale", type=int, default=1_000_000,
-                        help="receivers in the scale store; 0 skips it (default 1,000,000)")
-    parser.add_argument("--send-rss", type=int, default=100_000,
-                        help="receivers for the send peak-RSS case; 0 skips it")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1_000_000,
+        help="receivers in the scale store; 0 skips it (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--send-rss",
+        type=int,
+        default=100_000,
+        help="receivers for the send peak-RSS case; 0 skips it",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="where to build the stores")
     args = parser.parse_args()
     n, repeats = args.n, args.repeats
@@ -225,9 +233,13 @@ def main() -> None:
         que = results.add("4 queue: send --queue", "rcv/s", [queue() for _ in range(repeats)])
 
         print("\nparallel connections, a server taking 5 ms a message")
-        par1_dir, par4_dir = project(work / "par1", slow.port, 1), project(work / "par4", slow.port, 4)
+        par1_dir, par4_dir = (
+            project(work / "par1", slow.port, 1),
+            project(work / "par4", slow.port, 4),
+        )
+        half = max(1, repeats // 2)
         par1 = results.add("5a deliver, 1 connection", "s",
-                           [deliver(par1_dir, slow) for _ in range(max(1, repeats // 2))])  # fmt: skip
+                           [deliver(par1_dir, slow) for _ in range(half)])  # fmt: skip
         par4 = results.add("5b deliver, 4 connections", "s",
                            [deliver(par4_dir, slow) for _ in range(repeats)])  # fmt: skip
 
@@ -307,10 +319,14 @@ def scale_cases(work: Path, server: Server, total: int, repeats: int, results: R
     out["list"] = results.add("7a list --status failed, first page", "s",
                               [run(["list", "--status", "failed"], folder)[0]
                                for _ in range(repeats)])  # fmt: skip
-    results.add("7a list, first page (no filter)", "s",
-                [run(["list"], folder)[0] for _ in range(repeats)])
-    results.add("7a idle tick at scale", "s",
-                [run(["resend-failed", "--quiet"], folder)[0] for _ in range(repeats)])
+    results.add(
+        "7a list, first page (no filter)", "s", [run(["list"], folder)[0] for _ in range(repeats)]
+    )
+    results.add(
+        "7a idle tick at scale",
+        "s",
+        [run(["resend-failed", "--quiet"], folder)[0] for _ in range(repeats)],
+    )
     wall, rss = run(["purge", "--older-than", "30d"], folder)
     out["purge"] = results.add(f"7b purge --older-than of {total:,}", "s", [wall])
     out["purge_rss"] = results.add("7b purge peak RSS", "MB", [rss])

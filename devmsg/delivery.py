@@ -26,7 +26,7 @@ from devmsg.store import Outgoing, Policy
 
 Progress = Callable[[int, int], None]  # (done, total)
 
-DUE_BATCH = 10  # resend-failed claims this many at a time, so concurrent runs share the work
+DUE_BATCH = 25  # resend-failed claims this many at a time, so concurrent runs share the work
 ID_BATCH = 50
 
 

@@ -34,8 +34,33 @@ class Address:
     smtputf8: bool
 
 
+# The common case, a plain ASCII address, checked without email-validator (which costs
+# 0.1 ms an address): dot-atom local part, LDH labels, an alphabetic TLD. Anything else,
+# and any A-label ("xn--"), goes to email-validator. A test checks that this never accepts
+# what email-validator refuses, and normalizes the same way (the domain lowercased).
+_PLAIN = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+)
+_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _plain(address: str) -> Address | None:
+    match = _PLAIN.fullmatch(address)
+    if match is None or len(address) > 254 or address.index("@") > 64:
+        return None
+    domain = match[1].lower()
+    if "xn--" in domain or domain.rsplit(".", 1)[-1] in _SPECIAL_USE:
+        return None
+    normalized = address[: match.start(1)] + domain
+    return Address(normalized, normalized, False)
+
+
 def check_address(address: str, where: str = "") -> Address:
     """Validate one address. A line break anywhere is invalid: it could inject a header."""
+    fast = _plain(address.strip())
+    if fast is not None:
+        return fast
     from email_validator import EmailNotValidError, validate_email  # 20 ms: only when needed
 
     prefix = f"{where}: " if where else ""

@@ -218,3 +218,31 @@ def test_any_name_and_subject_make_one_correct_email(outbox, smtp, name, subject
         ), decoded
     assert msg["Bcc"] is None and msg["Cc"] is None
     assert set(string.whitespace) & set(msg["Subject"]) <= {" "}
+
+
+ascii_addresses = st.builds(
+    lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}",
+    st.text(alphabet=string.ascii_letters + string.digits + ".!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=70),
+    st.lists(st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=64),
+             min_size=1, max_size=3),
+    st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=6)
+    | st.sampled_from(["test", "local", "COM", "no", "xn--p1ai"]),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(address=ascii_addresses)
+def test_fast_address_check_agrees_with_email_validator(address):
+    from email_validator import EmailNotValidError, validate_email
+
+    from devmsg.inputs import _plain
+
+    fast = _plain(address)
+    try:
+        full = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        assert fast is None, address
+        return
+    if fast is not None:
+        assert fast.address == full.normalized and fast.envelope == full.ascii_email
+        assert not full.smtputf8
