@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEVMSG = str(Path(sys.executable).with_name("devmsg"))
 CONTEXT = (
     '{"assignment": "Oblig 2", "deadline": "2026-12-04T23:59:00+01:00", '
-    '"reason": "The exam office asked for one more week.", '
+    '"reason": "The exam office asked for one more week. ' + "More words. " * 35 + '", '
     '"url": "https://devilry.example/assignment/2"}'
 )
 
@@ -160,6 +160,24 @@ def ceiling(server: Server, n: int, sample: bytes) -> float:
     return time.perf_counter() - started
 
 
+def raw_threads(server: Server, n: int, sample: bytes, threads: int) -> float:
+    """Reference: plain smtplib over `threads` connections, no store at all."""
+    import threading
+
+    def worker(k: int) -> None:
+        with smtplib.SMTP("127.0.0.1", server.port) as smtp:
+            for i in range(k, n, threads):
+                smtp.sendmail("noreply@devilry.example", [f"user{i}@example.com"], sample)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - started
+
+
 def sample_message(folder: Path) -> bytes:
     with sqlite3.connect(folder / "devmsg.sqlite3") as conn:
         return conn.execute("select mime from receiver order by id limit 1").fetchone()[0]
@@ -242,6 +260,10 @@ def main() -> None:
                            [deliver(par1_dir, slow) for _ in range(half)])  # fmt: skip
         par4 = results.add("5b deliver, 4 connections", "s",
                            [deliver(par4_dir, slow) for _ in range(repeats)])  # fmt: skip
+        raw1 = results.add("5c reference: smtplib, 1 connection", "s",
+                           [raw_threads(slow, n, sample, 1) for _ in range(half)])  # fmt: skip
+        raw4 = results.add("5d reference: smtplib, 4 threads", "s",
+                           [raw_threads(slow, n, sample, 4) for _ in range(repeats)])  # fmt: skip
 
         print("\nidle cron tick: resend-failed with nothing due (10 runs)")
         ticks = [run(["resend-failed", "--quiet"], one) for _ in range(10)]
@@ -268,6 +290,7 @@ def main() -> None:
         ("send / ceiling (throughput)", ceil / snd, ">=", 0.4),
         ("queue, receivers/s", que, ">=", 3000),
         ("parallel 4 / 1 connections", par1 / par4, ">=", 3.2),
+        ("  reference: smtplib 4 / 1 threads", raw1 / raw4, "", 0),
         ("idle tick wall, ms", idle_wall * 1000, "<=", 150),
         ("idle tick peak RSS, MB", idle_rss, "<=", 45),
     ]
@@ -280,6 +303,9 @@ def main() -> None:
     if "send_rss" in scale:
         checks.append((f"send {args.send_rss:,} peak RSS, MB", scale["send_rss"], "<=", 150))
     for name, value, op, target in checks:
+        if not op:
+            print(f"  {name:<44} {value:>10.2f}   (what this machine allows)")
+            continue
         ok = value >= target if op == ">=" else value <= target
         print(f"  {name:<44} {value:>10.2f}   target {op} {target:<6} {'ok' if ok else 'MISSED'}")
     if not args.workdir:

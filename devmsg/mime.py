@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import functools
 import re
 import secrets
 import time
@@ -20,11 +21,15 @@ from devmsg.render import one_line
 _MAX_LINE = 998
 
 
+@functools.lru_cache(maxsize=16)
+def _id_domain(sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "devmsg.invalid"
+    return domain.encode("idna").decode("ascii")
+
+
 def new_message_id(sender: str) -> str:
     """Unique without coordination: time, then 96 random bits from the OS."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "devmsg.invalid"
-    domain = domain.encode("idna").decode("ascii")
-    return f"<{time.time_ns()}.{secrets.token_hex(12)}@{domain}>"
+    return f"<{time.time_ns()}.{secrets.token_hex(12)}@{_id_domain(sender)}>"
 
 
 def date_header(now: dt.datetime) -> str:

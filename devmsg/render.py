@@ -10,6 +10,7 @@ filters ``format_date``, ``format_datetime`` and ``format_number`` in the receiv
 from __future__ import annotations
 
 import re
+import secrets
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,9 @@ class Renderer:
         self.tz = tz
         self._envs: dict[str, jinja2.Environment] = {}
         self._text_files: dict[str, bool] = {}
+        self._combined_cache: dict[tuple, jinja2.Template] = {}
+        # Splits the combined output; random, so that no context value can contain it.
+        self._boundary = f"\x00{secrets.token_hex(16)}\x00"
 
     def _has_text(self, name: str) -> bool:
         if name not in self._text_files:
@@ -104,34 +108,42 @@ class Renderer:
     def render(self, name: str, context: dict, receiver: dict, language: str) -> Rendered:
         """Render template `name` for one receiver. Errors name the file and line."""
         env = self._env(language)
-        variables = {**context, "receiver": receiver}
-        subject = one_line(self._render_file(env, f"{name}/subject.txt", variables))
-        html = self._render_file(env, f"{name}/body.html", variables)
+        files = [f"{name}/subject.txt", f"{name}/body.html"]
         if self._has_text(name):
-            text = self._render_file(env, f"{name}/body.txt", variables)
-        else:
-            text = html_to_text(html)
-        return Rendered(subject=subject, text=text, html=html)
-
-    def _render_file(self, env: jinja2.Environment, file: str, variables: dict) -> str:
+            files.append(f"{name}/body.txt")
+        variables = {**context, "receiver": receiver}
         try:
-            return env.get_template(file).render(variables)
+            # One render for the template's two or three files: a third of the cost.
+            parts = self._combined(env, files).render(variables).split(self._boundary)
         except jinja2.TemplateSyntaxError as exc:
-            where = exc.filename or str(self.templates / file)
+            where = exc.filename or str(self.templates / files[0])
             message = f"{where} line {exc.lineno}: template syntax error: {exc.message}"
             raise InputError(message) from None
         except jinja2.TemplateError as exc:
-            raise InputError(f"{self._where(file, exc)}: {_message(exc)}") from None
+            raise InputError(f"{self._where(files, exc)}: {_message(exc)}") from None
         except DevmsgError as exc:
-            raise InputError(f"{self._where(file, exc)}: {exc}") from None
+            raise InputError(f"{self._where(files, exc)}: {exc}") from None
+        subject, html = one_line(parts[0]), parts[1]
+        text = parts[2] if len(parts) > 2 else html_to_text(html)
+        return Rendered(subject=subject, text=text, html=html)
 
-    def _where(self, file: str, exc: BaseException) -> str:
-        path = str(self.templates / file)
-        line = None
+    def _combined(self, env: jinja2.Environment, files: list[str]) -> jinja2.Template:
+        key = (id(env), tuple(files))
+        template = self._combined_cache.get(key)
+        if template is None:
+            # Each included file keeps its own autoescaping (by its name).
+            source = self._boundary.join("{% include " + repr(f) + " %}" for f in files)
+            template = self._combined_cache[key] = env.from_string(source)
+        return template
+
+    def _where(self, files: list[str], exc: BaseException) -> str:
+        where = str(self.templates / files[0])
         for frame in traceback.extract_tb(exc.__traceback__):
-            if frame.filename == path or frame.filename.endswith(file):
-                line = frame.lineno
-        return f"{path} line {line}" if line else path
+            for file in files:
+                path = str(self.templates / file)
+                if frame.filename == path or frame.filename.endswith(file):
+                    where = f"{path} line {frame.lineno}"
+        return where
 
 
 def _defined(value):
