@@ -323,11 +323,11 @@ def scale_cases(work: Path, server: Server, total: int, repeats: int, results: R
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = OFF")
     columns = [row[1] for row in conn.execute("PRAGMA table_info(receiver)") if row[1] != "id"]
-    copied = ", ".join(c if c != "message_id_header" else "message_id_header || '.' || id"
-                       for c in columns)  # fmt: skip
     count = seed
     while count < total:
         take = min(count, total - count)
+        copied = ", ".join(c if c != "message_id_header" else f"message_id_header || '.{count}'"
+                           for c in columns)  # fmt: skip
         conn.execute(f"INSERT INTO receiver ({', '.join(columns)}) "
                      f"SELECT {copied} FROM receiver ORDER BY id LIMIT {take}")  # fmt: skip
         count += take

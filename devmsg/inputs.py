@@ -8,6 +8,7 @@ import io
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +98,11 @@ def parse_json_object(text: str | None, option: str) -> dict:
     return value
 
 
-def read_receivers(path: str, language: str | None = None) -> list[Recipient]:
+def read_receivers(path: str, language: str | None = None) -> Iterator[Recipient]:
     """Receivers from a CSV file (header `address,name,language`) or JSON Lines (`.jsonl`);
-    `-` reads CSV or JSON Lines from stdin (JSON Lines when the first character is `{`)."""
+    `-` reads CSV or JSON Lines from stdin (JSON Lines when the first character is `{`).
+    Yields them one by one (a large file is never held as objects); the file itself is read
+    at once, so an unreadable file fails before anything is yielded."""
     if path == "-":
         raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
         label = "<stdin>"
@@ -114,13 +117,18 @@ def read_receivers(path: str, language: str | None = None) -> list[Recipient]:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+        del raw
     else:
         text = raw.removeprefix("\ufeff")
     is_jsonl = path.endswith((".jsonl", ".ndjson")) or (
         path == "-" and text.lstrip().startswith("{")
     )
     rows = _jsonl_rows(text, label) if is_jsonl else _csv_rows(text, label)
-    recipients = []
+    return _recipients(rows, label, language)
+
+
+def _recipients(rows, label: str, language: str | None) -> Iterator[Recipient]:
+    count = 0
     for where, row in rows:
         address = row.get("address")
         if not isinstance(address, str) or not address.strip():
@@ -130,18 +138,18 @@ def read_receivers(path: str, language: str | None = None) -> list[Recipient]:
         if not isinstance(name, str) or (lang is not None and not isinstance(lang, str)):
             raise InputError(f"{where}: name and language must be strings")
         # The address is checked, once, where the receivers are used (Outbox.send).
-        recipients.append(Recipient(address.strip(), name, lang, where))
-    if not recipients:
+        count += 1
+        yield Recipient(address.strip(), name, lang, where)
+    if not count:
         raise InputError(f"{label}: no receivers in the file")
-    return recipients
 
 
-def _csv_rows(text: str, label: str):
+def _csv_rows(text: str, label: str) -> Iterator[tuple[str, dict]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
         if header is None:
-            return []
+            return
         header = [h.strip().lower() for h in header]
         unknown = [h for h in header if h not in RECEIVER_COLUMNS]
         if unknown or "address" not in header:
@@ -149,21 +157,18 @@ def _csv_rows(text: str, label: str):
                 f"{label} line 1: the header must be address,name,language "
                 f"(name and language optional), got {','.join(header)}"
             )
-        rows = []
         for values in reader:
             where = f"{label} line {reader.line_num}"
             if not any(v.strip() for v in values):
                 continue
             if len(values) > len(header):
                 raise InputError(f"{where}: {len(values)} values for {len(header)} columns")
-            rows.append((where, dict(zip(header, (v.strip() for v in values), strict=False))))
-        return rows
+            yield where, dict(zip(header, (v.strip() for v in values), strict=False))
     except csv.Error as exc:
         raise InputError(f"{label} line {reader.line_num}: invalid CSV: {exc}") from None
 
 
-def _jsonl_rows(text: str, label: str):
-    rows = []
+def _jsonl_rows(text: str, label: str) -> Iterator[tuple[str, dict]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -177,5 +182,4 @@ def _jsonl_rows(text: str, label: str):
         unknown = sorted(set(row) - set(RECEIVER_COLUMNS))
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        rows.append((where, row))
-    return rows
+        yield where, row

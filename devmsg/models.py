@@ -81,8 +81,8 @@ class Receiver(BaseModel):
     body_text = TextField()
     body_html = TextField()
     mime = BlobField()  # the exact bytes every (re)send delivers
-    message_id_header = CharField(unique=True)
-    status = CharField(index=True, default="not_sent")
+    message_id_header = CharField()  # random: unique without an index
+    status = CharField(default="not_sent")  # indexed with next_attempt_at, below
     sent_count = IntegerField(default=0)
     failed_count = IntegerField(default=0)
     created_at = DateTimeField(index=True)
@@ -91,7 +91,7 @@ class Receiver(BaseModel):
     envelope_to = CharField(null=True)  # RCPT TO: the address with an IDN domain as punycode
     # A claim: who is delivering this receiver, until when, and whether an attempt started.
     claimed_by = CharField(null=True, index=True)
-    lease_until = DateTimeField(null=True, index=True)
+    lease_until = DateTimeField(null=True)
     attempt_started_at = DateTimeField(null=True)
     next_attempt_at = DateTimeField(null=True)  # backoff: not retried before this
 

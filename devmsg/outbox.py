@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import getpass
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -153,14 +154,14 @@ class Outbox:
             )
             renderer.check_template(template)
 
-        # Check every receiver before anything is stored.
+        # Check every receiver before anything is stored; keep only what is needed, compact.
         checked = []
         for position, recipient in enumerate(recipients, start=1):
             where = recipient.source or f"receiver {position}"
             address = check_address(recipient.address, where)
             lang = i18n.negotiate(recipient.language or language, cfg.languages,
                                   cfg.default_language)  # fmt: skip
-            checked.append((address, one_line(recipient.name or ""), lang))
+            checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
         if not checked:
             raise InputError("no receivers: give --to or --receivers")
 

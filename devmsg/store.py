@@ -106,12 +106,13 @@ def finish_message(message_id: int) -> list[int]:
     """Make the message deliverable; returns its receivers' ids in order."""
     with writing():
         Message.update(state="stored", lease_until=None).where(Message.id == message_id).execute()
-        return [
-            r.id
-            for r in Receiver.select(Receiver.id)
+        query = (
+            Receiver.select(Receiver.id)
             .where(Receiver.message == message_id)
             .order_by(Receiver.id)
-        ]
+            .tuples()
+        )
+        return [rid for (rid,) in query.iterator()]  # no cache of 100,000 model objects
 
 
 def discard_message(message_id: int) -> None:
@@ -516,29 +517,31 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     the WAL stay small and other writers get their turn."""
     cutoff = None if created_before is None else to_db(created_before)
     if dry_run:
-        with writing():
+        with database.atomic():
             return _purge_counts(cutoff)
     receivers = 0
     while cutoff is not None:
+        chunk = (
+            Receiver.select(Receiver.id)
+            .where(Receiver.created_at < cutoff)
+            .order_by(Receiver.created_at, Receiver.id)
+            .limit(PURGE_CHUNK)
+        )
         with writing():
-            ids = [
-                r.id
-                for r in Receiver.select(Receiver.id)
-                .where(Receiver.created_at < cutoff)
-                .order_by(Receiver.created_at)
-                .limit(PURGE_CHUNK)
-            ]
-            if not ids:
-                break
-            Failure.delete().where(Failure.receiver.in_(ids)).execute()
-            receivers += Receiver.delete().where(Receiver.id.in_(ids)).execute()
+            Failure.delete().where(Failure.receiver.in_(chunk)).execute()
+            deleted = Receiver.delete().where(Receiver.id.in_(chunk)).execute()
+        receivers += deleted
+        if not deleted:
+            break
     messages = 0
     while True:
         with writing():
-            ids = [m.id for m in _orphans().limit(PURGE_CHUNK)]
-            if not ids:
-                break
-            messages += Message.delete().where(Message.id.in_(ids)).execute()
+            deleted = Message.delete().where(
+                Message.id.in_(_orphans().limit(PURGE_CHUNK))
+            ).execute()
+        messages += deleted
+        if not deleted:
+            break
     return receivers, messages
 
 

@@ -122,7 +122,7 @@ def test_edge_files(outbox, tmp_path):
         path = tmp_path / name
         path.write_bytes(raw)
         with pytest.raises(InputError) as info:
-            read_receivers(str(path))
+            list(read_receivers(str(path)))
         assert str(info.value).startswith(str(path)), name
 
 
