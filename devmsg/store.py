@@ -174,17 +174,16 @@ def recover_expired(policy: Policy) -> int:
     sender are removed. Returns how many receivers were released."""
     now = utcnow()
     with writing(immediate=True):
-        expired = list(
-            _for_update(
-                Receiver.select(
-                    Receiver.id, Receiver.attempt_started_at, Receiver.failed_count
-                ).where(Receiver.claimed_by.is_null(False) & (Receiver.lease_until < now))
-            )
+        query = _for_update(
+            Receiver.select(Receiver.id, Receiver.attempt_started_at, Receiver.failed_count)
+            .where(Receiver.claimed_by.is_null(False) & (Receiver.lease_until < now))
+            .tuples()
         )
-        for row in expired:
-            if row.attempt_started_at is not None:
-                _record_failure(row.id, row.failed_count, INTERRUPTED, "", False, policy, now)
-        for batch in chunked([r.id for r in expired], INSERT_CHUNK):
+        expired = list(query.iterator())  # tuples, not cached model objects
+        for rid, started, failed_count in expired:
+            if started is not None:
+                _record_failure(rid, failed_count, INTERRUPTED, "", False, policy, now)
+        for batch in chunked([rid for rid, _, _ in expired], INSERT_CHUNK):
             Receiver.update(claimed_by=None, lease_until=None, attempt_started_at=None).where(
                 Receiver.id.in_(batch)
             ).execute()
@@ -536,9 +535,9 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     messages = 0
     while True:
         with writing():
-            deleted = Message.delete().where(
-                Message.id.in_(_orphans().limit(PURGE_CHUNK))
-            ).execute()
+            deleted = (
+                Message.delete().where(Message.id.in_(_orphans().limit(PURGE_CHUNK))).execute()
+            )
         messages += deleted
         if not deleted:
             break
