@@ -123,12 +123,17 @@ def reset_store(folder: Path, base: Path | None = None) -> None:
     for file in folder.glob("devmsg.sqlite3*"):
         file.unlink()
     if base is not None:
-        shutil.copy(base, folder / "devmsg.sqlite3")
+        copy_store(base, folder / "devmsg.sqlite3")
 
 
-def checkpoint(store: Path) -> None:
-    with sqlite3.connect(store) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy, WAL included (SQLite's backup API)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def send_args(n_csv: Path, queue: bool = False) -> list[str]:
@@ -213,9 +218,8 @@ def main() -> None:
         one = project(work / "one", fast.port)
         # a store of N queued receivers, to copy for each delivery run
         run(send_args(csv_n, queue=True), one)
-        checkpoint(one / "devmsg.sqlite3")
         base = work / "queued.sqlite3"
-        shutil.copy(one / "devmsg.sqlite3", base)
+        copy_store(one / "devmsg.sqlite3", base)
         sample = sample_message(one)
         print(f"\nmessage size {len(sample)} bytes (text + HTML)\n")
 
