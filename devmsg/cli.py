@@ -455,5 +455,50 @@ def demo(
     run_demo(folder, console.print)
 
 
+# --- store ----------------------------------------------------------------------------------
+
+store_app = typer.Typer(
+    cls=DevmsgGroup,
+    help="Manage the store itself: copy it between SQLite and PostgreSQL.",
+    no_args_is_help=True,
+)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("copy")
+def store_copy(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="URL",
+            help="The target store: postgresql://user@host:port/dbname, sqlite:///path or a path.",
+        ),
+    ],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Empty a non-empty target first.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Copy the whole store (messages, receivers, failures, ids) to another store.
+
+    Example: devmsg store copy --to postgresql://devmsg@db.example:5432/devmsg
+    """
+    outbox = _outbox(ctx)
+    bar = _ProgressBar("Copying", minimum=1)
+    try:
+        counts = outbox.copy_to(to, replace=replace, progress=bar)
+    finally:
+        bar.close()
+    if json_output:
+        _print_json(counts)
+    else:
+        _echo(
+            f"store copy: copied {counts['message']} messages, {counts['receiver']} receivers "
+            f"and {counts['failure']} failures to {to}"
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app(prog_name=os.path.basename(sys.argv[0]))

@@ -42,7 +42,8 @@ class SmtpConfig:
 @dataclass(frozen=True)
 class Config:
     path: Path | None = None
-    database: Path = Path("devmsg.sqlite3")
+    database: Path = Path("devmsg.sqlite3")  # the SQLite file, when database_url is None
+    database_url: str | None = None  # postgresql://user@host:port/dbname
     templates: Path = Path("templates")
     locales: Path = Path("locales")
     default_language: str = "en"
@@ -56,6 +57,11 @@ class Config:
     busy_timeout: dt.timedelta = dt.timedelta(seconds=10)
     claim_lease: dt.timedelta = dt.timedelta(minutes=5)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+    @property
+    def store_name(self) -> str:
+        """How errors name the store."""
+        return self.database_url or str(self.database)
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -214,9 +220,12 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     def resolve(key: str, default: Path) -> Path:
         return base / Path(data.get(key, str(default)))
 
+    database, database_url = _database(data.get("database"), base, where)
+
     return Config(
         path=path,
-        database=resolve("database", defaults.database),
+        database=database,
+        database_url=database_url,
         templates=resolve("templates", defaults.templates),
         locales=resolve("locales", defaults.locales),
         default_language=default_language,
@@ -238,3 +247,32 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
             connections=connections,
         ),
     )
+
+
+ENV_DATABASE_PASSWORD = "DEVMSG_DATABASE_PASSWORD"
+
+
+def _database(value: str | None, base: Path, where: str) -> tuple[Path, str | None]:
+    """A path or sqlite:///path keeps SQLite; postgresql://user@host:port/dbname is
+    PostgreSQL, whose password never comes from the config file."""
+    if value is None:
+        return base / "devmsg.sqlite3", None
+    if value.startswith("sqlite:///"):
+        return base / Path(value.removeprefix("sqlite:///")), None
+    if value.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import urlsplit
+
+        url = urlsplit(value)
+        if url.password is not None:
+            raise ConfigError(
+                f"{where}: key 'database': no password in devmsg.toml; use PGPASSWORD, "
+                f"~/.pgpass or ${ENV_DATABASE_PASSWORD}"
+            )
+        if not url.path.strip("/"):
+            raise ConfigError(f"{where}: key 'database': the URL names no database: {value}")
+        return base / "devmsg.sqlite3", value
+    if "://" in value:
+        raise ConfigError(
+            f"{where}: key 'database': use a file path, sqlite:///path or postgresql://..."
+        )
+    return base / Path(value), None

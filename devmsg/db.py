@@ -8,7 +8,8 @@ from pathlib import Path
 
 from peewee import DatabaseError, SqliteDatabase
 
-from devmsg.errors import StoreError
+from devmsg.config import ENV_DATABASE_PASSWORD, Config
+from devmsg.errors import ConfigError, StoreError
 from devmsg.models import database
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -26,7 +27,49 @@ PRAGMAS = {
 }
 
 
-def open_database(path: Path, busy_timeout: dt.timedelta = dt.timedelta(seconds=10)):
+def open_store(config: Config, bind: bool = True):
+    """Open the configured store (SQLite or PostgreSQL), migrate it, and (with `bind`)
+    make it the models' database."""
+    if config.database_url:
+        return open_postgres(config.database_url, config.busy_timeout, bind)
+    return open_database(config.database, config.busy_timeout, bind)
+
+
+def open_postgres(
+    url: str, busy_timeout: dt.timedelta = dt.timedelta(seconds=10), bind: bool = True
+):
+    """PostgreSQL through psycopg 3. The password comes from libpq's own sources
+    (PGPASSWORD, ~/.pgpass) or $DEVMSG_DATABASE_PASSWORD, never from the config."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"{url}: PostgreSQL needs the psycopg driver: pip install 'devmsg[postgres]'"
+        ) from None
+    from peewee import PostgresqlDatabase
+
+    params = {"options": f"-c lock_timeout={int(busy_timeout.total_seconds() * 1000)}"}
+    password = os.environ.get(ENV_DATABASE_PASSWORD)
+    if password:
+        params["password"] = password
+    db = PostgresqlDatabase(url, prefer_psycopg3=True, **params)
+    if bind:
+        database.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+        migrate(db)
+    except DatabaseError as exc:
+        db.close()
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if password:
+            reason = reason.replace(password, "***")
+        raise StoreError(f"{url}: cannot use the store: {reason}") from None
+    return db
+
+
+def open_database(
+    path: Path, busy_timeout: dt.timedelta = dt.timedelta(seconds=10), bind: bool = True
+):
     """Open (creating if needed) the SQLite store at `path`, bind the models, migrate."""
     path = Path(path)
     if not path.parent.is_dir():
@@ -39,7 +82,8 @@ def open_database(path: Path, busy_timeout: dt.timedelta = dt.timedelta(seconds=
             raise StoreError(f"{path}: cannot create the store: {exc.strerror}") from None
     pragmas = {**PRAGMAS, "busy_timeout": int(busy_timeout.total_seconds() * 1000)}
     db = SqliteDatabase(str(path), pragmas=pragmas, timeout=busy_timeout.total_seconds())
-    database.initialize(db)
+    if bind:
+        database.initialize(db)
     try:
         db.connect(reuse_if_open=True)
         migrate(db)
@@ -94,6 +138,8 @@ def migrate(db) -> list[str]:
     runner = Runner(db, str(MIGRATIONS_DIR))
     if not isinstance(db, SqliteDatabase):
         with db.atomic():
+            # One migrating process at a time; the others find nothing left to do.
+            db.execute_sql("SELECT pg_advisory_xact_lock(7041966)")
             return runner.up()
     # SQLite rebuilds a table for some changes: with foreign keys on, dropping the old table
     # would cascade into its children. Off for the migration (only possible outside a

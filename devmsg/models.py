@@ -82,7 +82,7 @@ class Receiver(BaseModel):
     body_html = TextField()
     mime = BlobField()  # the exact bytes every (re)send delivers
     message_id_header = CharField()  # random: unique without an index
-    status = CharField(default="not_sent")  # indexed with next_attempt_at, below
+    status = CharField(default="not_sent", index=True)
     sent_count = IntegerField(default=0)
     failed_count = IntegerField(default=0)
     created_at = DateTimeField(index=True)
@@ -97,7 +97,6 @@ class Receiver(BaseModel):
 
     class Meta:
         table_name = "receiver"
-        indexes = ((("status", "next_attempt_at"), False),)
 
 
 class Failure(BaseModel):

@@ -14,12 +14,13 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import peewee
 
 from devmsg import store
 from devmsg.config import Config, load_config, parse_duration
-from devmsg.db import make_durable, open_database
+from devmsg.db import make_durable, open_store
 from devmsg.delivery import DeliveryReport, Progress, Run
 from devmsg.errors import BusyError, InputError, NotFoundError, StoreError
 from devmsg.inputs import Recipient
@@ -65,12 +66,12 @@ def _store_errors(method):
 
 def describe_store_error(config: Config, exc: Exception) -> str:
     text = str(exc)
-    if "locked" in text or "busy" in text:
+    if "locked" in text or "busy" in text or "lock timeout" in text:
         waited = config.busy_timeout.total_seconds()
-        return f"{config.database}: the store is locked by another process (waited {waited:g}s)"
+        return f"{config.store_name}: the store is locked by another process (waited {waited:g}s)"
     if "readonly" in text or "read-only" in text:
-        return f"{config.database}: the store is read-only"
-    return f"{config.database}: {text}"
+        return f"{config.store_name}: the store is read-only"
+    return f"{config.store_name}: {' '.join(text.split())}"
 
 
 def _eol(body: str) -> str:
@@ -89,7 +90,7 @@ class Outbox:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.db = open_database(config.database, config.busy_timeout)
+        self.db = open_store(config)
 
     @classmethod
     def open(cls, config_path: str | os.PathLike[str] | None = None) -> Outbox:
@@ -325,6 +326,29 @@ class Outbox:
     @_store_errors
     def show(self, receiver_id: int) -> dict:
         return store.get_receiver(receiver_id)
+
+    # -- store ---------------------------------------------------------------------------
+
+    def copy_to(self, target: str, replace: bool = False, progress=None) -> dict[str, int]:
+        """Copy this whole store into `target` (a PostgreSQL URL, sqlite:///path or a path)."""
+        from dataclasses import replace as with_changes
+
+        from devmsg.config import _database
+        from devmsg.transfer import copy_store
+
+        path, url = _database(target, Path.cwd(), "--to")
+        if (url or str(path.resolve())) == (
+            self.config.database_url or str(Path(self.config.database).resolve())
+        ):
+            raise InputError("--to: that is the store being copied")
+        target_config = with_changes(self.config, database=path, database_url=url)
+        target_db = open_store(target_config, bind=False)
+        try:
+            return copy_store(self.db, target_db, target_config.store_name, replace, progress)
+        except peewee.DatabaseError as exc:
+            raise StoreError(describe_store_error(target_config, exc)) from None
+        finally:
+            target_db.close()
 
     # -- purge ---------------------------------------------------------------------------
 

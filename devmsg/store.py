@@ -53,6 +53,13 @@ def writing(immediate: bool = False):
                 yield
 
 
+def _lock(query):
+    """On PostgreSQL, lock the rows read (waiting for another sender's lock)."""
+    if isinstance(database.obj, SqliteDatabase):
+        return query
+    return query.for_update()
+
+
 def _for_update(query):
     """On PostgreSQL, lock the rows read and skip those another sender holds."""
     if isinstance(database.obj, SqliteDatabase):
@@ -176,7 +183,7 @@ def recover_expired(policy: Policy) -> int:
     with writing(immediate=True):
         query = _for_update(
             Receiver.select(Receiver.id, Receiver.attempt_started_at, Receiver.failed_count)
-            .where(Receiver.claimed_by.is_null(False) & (Receiver.lease_until < now))
+            .where(_claimed() & (Receiver.lease_until < now))
             .tuples()
         )
         expired = list(query.iterator())  # tuples, not cached model objects
@@ -193,6 +200,12 @@ def recover_expired(policy: Policy) -> int:
         Receiver.delete().where(Receiver.message.in_(dead)).execute()
         Message.delete().where(Message.id.in_(dead)).execute()
     return len(expired)
+
+
+def _claimed():
+    """claimed_by is set. Written as a range ('' sorts first), so that the index on
+    claimed_by finds the few claimed receivers among millions: IS NOT NULL would scan."""
+    return Receiver.claimed_by > ""
 
 
 def _due(policy: Policy, due_before: dt.datetime):
@@ -242,13 +255,15 @@ def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int,
     with writing(immediate=True):
         held = {}
         for batch in chunked(ids, INSERT_CHUNK):
-            held.update(
-                (r.id, r.claimed_by)
-                for r in Receiver.select(Receiver.id, Receiver.claimed_by).where(
+            rows = _lock(
+                Receiver.select(Receiver.id, Receiver.claimed_by, Receiver.lease_until).where(
                     Receiver.id.in_(batch)
-                    & Receiver.claimed_by.is_null(False)
-                    & (Receiver.lease_until >= now)
                 )
+            ).tuples()
+            held.update(
+                (rid, owner)
+                for rid, owner, lease in rows
+                if owner is not None and lease is not None and lease >= now
             )
         if held:
             return held
@@ -424,9 +439,14 @@ def list_receivers(
     now = utcnow()
     query = Receiver.select(*LIST_FIELDS).join(Message).where(Message.state == "stored")
     if statuses:
-        live = Receiver.claimed_by.is_null(False) & (Receiver.lease_until >= now)
+        live = _claimed() & (Receiver.lease_until >= now)
+        not_live = (  # spelled out: NOT over a NULL comparison would drop rows
+            Receiver.claimed_by.is_null()
+            | Receiver.lease_until.is_null()
+            | (Receiver.lease_until < now)
+        )
         wanted = [s for s in statuses if s != SENDING]
-        condition = Receiver.status.in_(wanted) & ~live if wanted else None
+        condition = Receiver.status.in_(wanted) & not_live if wanted else None
         if SENDING in statuses:
             condition = live if condition is None else (condition | live)
         query = query.where(condition)
