@@ -1,5 +1,10 @@
 """Shared fixtures: a fresh folder per test, a real SMTP server on a free loopback port,
-a devmsg.toml that points at it, and the CLI driven through Typer's CliRunner."""
+a devmsg.toml that points at it, and the CLI driven through Typer's CliRunner.
+
+Every test that uses a store runs twice: on SQLite, and on PostgreSQL (a fresh database
+per test) when $DEVMSG_TEST_POSTGRES names a server (`.ci/postgres.sh` starts one). On CI
+that variable is required: the PostgreSQL half never skips silently there. Tests marked
+`sqlite_only` are about SQLite itself."""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ EXAMPLES = ROOT / "examples"
 DEMO_DATA = ROOT / "devmsg" / "demo_data"
 
 CONFIG = """\
-database = "store/devmsg.sqlite3"
+database = "{database}"
 templates = "templates"
 locales = "locales"
 default_language = "en"
@@ -39,8 +44,74 @@ timeout = 5
 """
 
 
+PG_ADMIN = os.environ.get("DEVMSG_TEST_POSTGRES")
+PG_ROLE = "devmsg_test"
+PG_PASSWORD = "devmsg-test-password-4711"
+STORE: dict = {"backend": "sqlite", "url": None}  # the current test's store
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: about SQLite itself; not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize(
+            "backend", ["sqlite"] if only_sqlite else ["sqlite", "postgresql"], indirect=True
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The admin connection info of the test PostgreSQL server, with a test role."""
+    if not PG_ADMIN:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs every test on PostgreSQL too: DEVMSG_TEST_POSTGRES is not set")
+        pytest.skip("no PostgreSQL: set DEVMSG_TEST_POSTGRES (see .ci/postgres.sh)")
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_ROLE,)).fetchone()
+        if not exists:
+            conn.execute(f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_PASSWORD}'")
+    from urllib.parse import urlsplit
+
+    url = urlsplit(PG_ADMIN)
+    return {"port": url.port or 5432}
+
+
+@pytest.fixture
+def backend(request, monkeypatch):
+    """Which store this run of the test uses; for PostgreSQL, a fresh database."""
+    STORE.update(backend=request.param, url=None)
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    info = request.getfixturevalue("postgres_server")
+    import uuid
+
+    import psycopg
+
+    name = f"devmsg_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER {PG_ROLE}")
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)  # libpq reads it, in subprocesses too
+    STORE["url"] = f"postgresql://{PG_ROLE}@127.0.0.1:{info['port']}/{name}"
+    try:
+        yield "postgresql"
+    finally:
+        from devmsg.models import database
+
+        if database.obj is not None:
+            database.obj.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        STORE.update(backend="sqlite", url=None)
+
+
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, backend):
     """Every test runs in its own empty folder with a clean environment."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -71,8 +142,49 @@ def write_project(
     shutil.copytree(source / "templates", folder / "templates", dirs_exist_ok=True)
     shutil.copytree(source / "locales", folder / "locales", dirs_exist_ok=True)
     path = folder / "devmsg.toml"
-    path.write_text(CONFIG.format(port=port).replace("[smtp]", extra + "[smtp]") + smtp_extra)
+    database = STORE["url"] or "store/devmsg.sqlite3"
+    if STORE["url"] and folder != Path.cwd():
+        database = _second_database(folder.name)  # a second project in one test
+    config = CONFIG.format(port=port, database=database)
+    path.write_text(config.replace("[smtp]", extra + "[smtp]") + smtp_extra)
     return path
+
+
+def _second_database(suffix: str) -> str:
+    import psycopg
+
+    name = STORE["url"].rsplit("/", 1)[1] + "_" + re.sub(r"\W", "", suffix)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} OWNER {PG_ROLE}")
+    return STORE["url"].rsplit("/", 1)[0] + "/" + name
+
+
+def sql(query: str, params=(), config: Path | None = None) -> list[tuple]:
+    """Run SQL on the current test's store (SQLite or PostgreSQL), `?` placeholders, and
+    return the rows. For checks and for setting up states (times in the past)."""
+    import datetime as dt
+
+    if STORE["url"] and (config is None or "postgresql://" in config.read_text()):
+        import psycopg
+
+        url = STORE["url"]
+        if config is not None:
+            url = re.search(r'database = "([^"]+)"', config.read_text())[1]
+        with psycopg.connect(url, autocommit=True) as conn:
+            cursor = conn.execute(query.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+    import sqlite3
+
+    path = (config.parent if config else Path.cwd()) / "store" / "devmsg.sqlite3"
+    params = [p.isoformat(sep=" ") if isinstance(p, dt.datetime) else p for p in params]
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall()
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from conftest import Cli
 from devmsg.config import load_config
 from devmsg.errors import ConfigError
 
+pytestmark = pytest.mark.sqlite_only
+
 
 def write(tmp_path, text, name="devmsg.toml"):
     path = tmp_path / name

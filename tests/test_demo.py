@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Cli
+
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_demo_runs_and_leaves_a_store(home):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import ROOT, Cli
 
 from devmsg.cli import app
+
+pytestmark = pytest.mark.sqlite_only
 
 COMMANDS = sorted(c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands)
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
-import sqlite3
 import threading
 
 import pytest
-from conftest import Cli, write_project
+from conftest import Cli, sql, write_project
 
 from devmsg.smtpserver import CapturingServer
 
@@ -127,8 +126,7 @@ def test_closed_port_is_recorded_for_every_receiver(home, closed_port):
 
 
 def _set_next_attempt_in_past(home):
-    with sqlite3.connect(home / "store" / "devmsg.sqlite3") as conn:
-        conn.execute("update receiver set next_attempt_at = '2000-01-01 00:00:00'")
+    sql("update receiver set next_attempt_at = ?", (dt.datetime(2000, 1, 1),))
 
 
 def _delay_hours(shown, failed_at):
@@ -183,9 +181,8 @@ def test_parallel_connections_record_each_outcome_once(home, smtp):
     report = json.loads(result.stdout)
     assert (report["attempted"], report["sent"], report["failed"]) == (200, 171, 29)
     assert sorted(smtp.recipients()) == sorted(f"r{i}@example.com" for i in range(200) if i % 7)
-    with sqlite3.connect(home / "store" / "devmsg.sqlite3") as conn:
-        rows = conn.execute("select sent_count, failed_count, claimed_by from receiver").fetchall()
-        failures = conn.execute("select count(*) from failure").fetchone()[0]
+    rows = sql("select sent_count, failed_count, claimed_by from receiver")
+    [(failures,)] = sql("select count(*) from failure")
     assert sorted({(s, f) for s, f, _ in rows}) == [(0, 1), (1, 0)]
     assert all(claim is None for _, _, claim in rows)
     assert failures == 29

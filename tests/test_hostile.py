@@ -9,11 +9,10 @@ import email.header
 import email.policy
 import email.utils
 import json
-import sqlite3
 import string
 
 import pytest
-from conftest import write_project
+from conftest import sql, write_project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,14 +32,9 @@ def outbox(home, smtp):
 
 
 def snapshot(outbox):
-    conn = sqlite3.connect(outbox.config.database)
-    try:
-        return [
-            conn.execute(f"select * from {table} order by id").fetchall()
-            for table in ("message", "receiver", "failure")
-        ]
-    finally:
-        conn.close()
+    return [
+        sql(f"select * from {table} order by id") for table in ("message", "receiver", "failure")
+    ]
 
 
 def queue(outbox, recipients, **kwargs):

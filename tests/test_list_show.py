@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import sqlite3
 
-from conftest import mask, mask_times
+from conftest import mask, mask_times, sql
 
 SEND = ("send", "--subject", "Your results", "--text", "t")
 
 
 def set_sent_at(cli, receiver_id, utc_text):
-    with sqlite3.connect(cli.config.parent / "store" / "devmsg.sqlite3") as conn:
-        conn.execute("update receiver set sent_at = ? where id = ?", (utc_text, receiver_id))
+    when = dt.datetime.fromisoformat(utc_text)
+    sql("update receiver set sent_at = ? where id = ?", (when, receiver_id))
 
 
 def test_list_table_whole_output(cli, smtp):

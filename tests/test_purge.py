@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import sqlite3
+
+from conftest import sql
 
 SEND = ("send", "--subject", "s", "--text", "t", "--type", "t")
 
 
-def db(cli):
-    return sqlite3.connect(cli.config.parent / "store" / "devmsg.sqlite3")
-
-
 def age(cli, receiver_ids, days):
-    with db(cli) as conn:
-        for rid in receiver_ids:
-            conn.execute(
-                "update receiver set created_at = datetime(created_at, ?) where id = ?",
-                (f"-{days} days", rid),
-            )
+    for rid in receiver_ids:
+        [(created,)] = sql("select created_at from receiver where id = ?", (rid,))
+        if isinstance(created, str):  # SQLite keeps text
+            created = dt.datetime.fromisoformat(created)
+        sql("update receiver set created_at = ? where id = ?",
+            (created - dt.timedelta(days=days), rid))  # fmt: skip
 
 
 def counts(cli):
-    with db(cli) as conn:
-        return tuple(
-            conn.execute(f"select count(*) from {table}").fetchone()[0]
-            for table in ("message", "receiver", "failure")
-        )
+    return tuple(
+        sql(f"select count(*) from {table}")[0][0] for table in ("message", "receiver", "failure")
+    )
 
 
 def test_purge_older_than_deletes_receivers_failures_and_emptied_messages(cli, smtp):
@@ -64,9 +60,7 @@ def test_purge_units_and_plain_days(cli, smtp):
 def test_purge_orphans_only(cli, smtp):
     cli(*SEND, "--to", "a@example.com")
     cli(*SEND, "--to", "b@example.com")
-    with db(cli) as conn:
-        conn.execute("pragma foreign_keys = on")
-        conn.execute("delete from receiver where id = 1")
+    sql("delete from receiver where id = 1")
     result = cli("purge", "--orphans", "--dry-run")
     assert result.stdout == "purge: would delete 0 receivers and 1 messages\n"
     result = cli("purge", "--orphans", "--json")

@@ -7,21 +7,15 @@ from __future__ import annotations
 import collections
 import json
 import signal
-import sqlite3
 import time
 
-from conftest import run, spawn, write_project
+from conftest import run, spawn, sql, write_project
 
 from devmsg.store import INTERRUPTED
 
 
-def db(home):
-    return sqlite3.connect(home / "store" / "devmsg.sqlite3")
-
-
 def statuses(home):
-    with db(home) as conn:
-        return collections.Counter(s for (s,) in conn.execute("select status from receiver"))
+    return collections.Counter(s for (s,) in sql("select status from receiver"))
 
 
 def make_failed(home, port, count, closed_port):
@@ -87,9 +81,8 @@ def _check_recovered(home, smtp, total):
     assert len(delivered) == total, "every receiver delivered"
     duplicates = sum(n - 1 for n in delivered.values())
     assert duplicates <= 1, "only the receiver in flight can be delivered twice"
-    with db(home) as conn:
-        failures = conn.execute("select receiver_id, error from failure").fetchall()
-        unsent = conn.execute("select count(*) from receiver where status != 'sent'").fetchone()
+    failures = sql("select receiver_id, error from failure")
+    [unsent] = sql("select count(*) from receiver where status != 'sent'")
     interrupted = [rid for rid, error in failures if error == INTERRUPTED]
     assert len(interrupted) <= 1
     assert unsent == (0,)
@@ -123,8 +116,7 @@ def test_killed_send_loses_nothing(home, smtp):
     result = run("resend-failed", "--json", cwd=home)
     assert result.returncode == 0, result.stderr
     duplicates, interrupted = _check_recovered(home, smtp, 150)
-    with db(home) as conn:
-        failed_ids = {rid for (rid,) in conn.execute("select receiver_id from failure")}
+    failed_ids = {rid for (rid,) in sql("select receiver_id from failure")}
     assert failed_ids == set(interrupted), "receivers whose attempt had not started: no record"
     print(
         f"\nsend killed after {before_kill}/150 delivered; recovery delivered the rest; "
@@ -143,10 +135,7 @@ def test_killed_resend_failed_loses_nothing(home, smtp, closed_port):
     assert run("resend-failed", cwd=home).returncode == 0
     duplicates, interrupted = _check_recovered(home, smtp, 120)
     if interrupted:
-        with db(home) as conn:
-            (count,) = conn.execute(
-                "select failed_count from receiver where id = ?", (interrupted[0],)
-            ).fetchone()
+        [(count,)] = sql("select failed_count from receiver where id = ?", (interrupted[0],))
         assert count == 2  # the interrupted attempt counts toward resend_limit
     print(f"\nresend-failed killed after {before_kill}/120; {duplicates} duplicate(s)")
 

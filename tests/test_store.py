@@ -5,8 +5,12 @@ from __future__ import annotations
 import sqlite3
 import stat
 
+import pytest
+
 from devmsg.db import MIGRATIONS_DIR, migrate, open_database
 from devmsg.models import MODELS
+
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_blank_database_is_migrated_to_the_models_schema(tmp_path):

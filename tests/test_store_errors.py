@@ -10,6 +10,8 @@ import time
 import pytest
 from conftest import Cli, run, write_project
 
+pytestmark = pytest.mark.sqlite_only
+
 
 def test_store_locked_past_the_busy_timeout(home, smtp):
     cli = Cli(write_project(home, smtp.port, extra='busy_timeout = "1s"\n'))

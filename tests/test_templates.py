@@ -18,6 +18,8 @@ from devmsg import i18n
 from devmsg.errors import ConfigError, InputError
 from devmsg.render import Renderer
 
+pytestmark = pytest.mark.sqlite_only
+
 OSLO = ZoneInfo("Europe/Oslo")
 SHIPPED = [EXAMPLES, DEMO_DATA]
 SAMPLE_CONTEXT = {
