@@ -52,14 +52,17 @@ STORE: dict = {"backend": "sqlite", "url": None}  # the current test's store
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: about SQLite itself; not run on PostgreSQL")
+    config.addinivalue_line("markers", "postgres_only: about PostgreSQL; not run on SQLite")
 
 
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
-        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize(
-            "backend", ["sqlite"] if only_sqlite else ["sqlite", "postgresql"], indirect=True
-        )
+        backends = ["sqlite", "postgresql"]
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            backends = ["sqlite"]
+        elif metafunc.definition.get_closest_marker("postgres_only"):
+            backends = ["postgresql"]
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture(scope="session")
