@@ -96,10 +96,18 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _outbox(ctx: typer.Context):
+def _outbox(ctx: typer.Context, may_use_postgres: bool = False):
+    from devmsg.config import load_config
+
+    config = load_config(ctx.obj["config"])
+    if not config.database_url and not may_use_postgres and "peewee" not in sys.modules:
+        # peewee imports an installed PostgreSQL driver eagerly: 90 ms and 11 MB on every
+        # SQLite cron tick. This process will not need it; say so before peewee looks.
+        for driver in ("psycopg", "psycopg2"):
+            sys.modules.setdefault(driver, None)
     from devmsg.outbox import Outbox
 
-    outbox = Outbox.open(ctx.obj["config"])
+    outbox = Outbox(config)
     ctx.call_on_close(outbox.close)
     return outbox
 
@@ -485,7 +493,7 @@ def store_copy(
 
     Example: devmsg store copy --to postgresql://devmsg@db.example:5432/devmsg
     """
-    outbox = _outbox(ctx)
+    outbox = _outbox(ctx, may_use_postgres=True)
     bar = _ProgressBar("Copying", minimum=1)
     try:
         counts = outbox.copy_to(to, replace=replace, progress=bar)
