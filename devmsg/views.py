@@ -7,9 +7,6 @@ import json
 from zoneinfo import ZoneInfo
 
 from rich import box
-from rich.console import Group
-from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -55,23 +52,28 @@ def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
         table.add_column("Next attempt", min_width=5)
     table.add_column("Type", min_width=4, ratio=1, overflow="fold")
     for row in rows:
+        # Text, not str: rich would parse every str cell for markup.
         cells = [
-            str(row["id"]),
-            local(row["created_at"], tz),
+            Text(str(row["id"])),
+            Text(local(row["created_at"], tz)),
             Text(row["subject"]),
             Text(f"{row['name']}\n{row['to']}" if row["name"] else row["to"]),
-            str(row["sent_count"]),
-            str(row["failed_count"]),
+            Text(str(row["sent_count"])),
+            Text(str(row["failed_count"])),
             status_text(row["status"]),
-            local(row["sent_at"], tz),
+            Text(local(row["sent_at"], tz)),
         ]
         if with_next:
-            cells.append(local(row["next_attempt_at"], tz))
+            cells.append(Text(local(row["next_attempt_at"], tz)))
         table.add_row(*cells, Text(row["type"]))
     return table
 
 
-def receiver_detail(row: dict, tz: ZoneInfo) -> Group:
+def receiver_detail(row: dict, tz: ZoneInfo):
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.syntax import Syntax  # pygments: only `show` pays for it
+
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold", no_wrap=True)
     fields.add_column(overflow="fold")
