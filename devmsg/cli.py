@@ -37,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
+    epilog="Example: devmsg --config devmsg.toml list --status failed. Start with: devmsg demo",
 )
 
 
@@ -389,7 +390,7 @@ def resend_failed(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Resend every failed receiver still within resend_limit (run it from cron).
+    """Deliver everything due: failed past its backoff, queued, stranded (run it from cron).
 
     Example (crontab): */10 * * * * devmsg --config /srv/app/devmsg.toml resend-failed --quiet
     """

@@ -44,6 +44,11 @@ _PLAIN = re.compile(
     r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
 )
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+# RFC 2142 role mailboxes, which email-validator lowercases.
+_ROLE_MAILBOXES = frozenset({
+    "info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster",
+    "hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp",
+})  # fmt: skip
 
 
 def _plain(address: str) -> Address | None:
@@ -52,6 +57,8 @@ def _plain(address: str) -> Address | None:
         return None
     domain = match[1].lower()
     if "xn--" in domain or domain.rsplit(".", 1)[-1] in _SPECIAL_USE:
+        return None
+    if address[: match.start(1) - 1].lower() in _ROLE_MAILBOXES:
         return None
     normalized = address[: match.start(1)] + domain
     return Address(normalized, normalized, False)

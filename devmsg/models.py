@@ -78,9 +78,6 @@ class Receiver(BaseModel):
     name = CharField(default="")
     language = CharField()
     subject = TextField()
-    body_text = TextField()
-    body_html = TextField()
-    mime = BlobField()  # the exact bytes every (re)send delivers
     message_id_header = CharField()  # random: unique without an index
     status = CharField(default="not_sent", index=True)
     sent_count = IntegerField(default=0)
@@ -99,6 +96,19 @@ class Receiver(BaseModel):
         table_name = "receiver"
 
 
+class Content(BaseModel):
+    """What was rendered for one receiver, and the exact bytes every (re)send delivers:
+    written once, never changed, so kept apart from the receiver's small, busy row."""
+
+    receiver = ForeignKeyField(Receiver, primary_key=True, on_delete="CASCADE")
+    body_text = TextField()
+    body_html = TextField()
+    mime = BlobField()
+
+    class Meta:
+        table_name = "content"
+
+
 class Failure(BaseModel):
     id = AutoField()
     receiver = ForeignKeyField(Receiver, backref="failures", on_delete="CASCADE", index=True)
@@ -110,4 +120,4 @@ class Failure(BaseModel):
         table_name = "failure"
 
 
-MODELS = (Message, Receiver, Failure)
+MODELS = (Message, Receiver, Content, Failure)

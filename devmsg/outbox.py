@@ -193,6 +193,11 @@ class Outbox:
                         rendered = renderer.render(template, context, info, lang)
                     # What is stored is exactly what is sent: MIME ends a part with a newline.
                     body_text, body_html = _eol(rendered.text), _eol(rendered.html)
+                    if "\x00" in body_text or "\x00" in body_html:
+                        raise InputError(
+                            f"{template or '--text/--html'}: the content contains a NUL "
+                            "character, which email cannot carry"
+                        )
                     header_id = mime.new_message_id(cfg.sender)
                     rows.append(
                         {

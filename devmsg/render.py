@@ -32,9 +32,13 @@ class Rendered:
     html: str
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def one_line(value: str) -> str:
-    """Line breaks (and runs of white space) become one space: no header can be injected."""
-    return " ".join(value.split())
+    """Line breaks, other control characters and runs of white space become one space: no
+    header can be injected, and nothing a header cannot carry gets in."""
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 class Renderer:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from peewee import JOIN, SqliteDatabase, chunked, fn
 
 from devmsg.errors import NotFoundError
-from devmsg.models import SENDING, Failure, Message, Receiver, database
+from devmsg.models import SENDING, Content, Failure, Message, Receiver, database
 
 INSERT_CHUNK = 500
 
@@ -80,10 +80,11 @@ def begin_message(message: dict, lease_until: dt.datetime) -> int:
 
 
 _RECEIVER_COLUMNS = (
-    "message_id", "address", "envelope_to", "name", "language", "subject", "body_text",
-    "body_html", "mime", "message_id_header", "status", "sent_count", "failed_count",
-    "created_at", "claimed_by", "lease_until",
+    "message_id", "address", "envelope_to", "name", "language", "subject",
+    "message_id_header", "status", "sent_count", "failed_count", "created_at", "claimed_by",
+    "lease_until",
 )  # fmt: skip
+_CONTENT_COLUMNS = ("receiver_id", "body_text", "body_html", "mime")
 
 
 def add_receivers(
@@ -100,12 +101,30 @@ def add_receivers(
     )
     values = [
         (message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
-         r["body_text"], r["body_html"], r["mime"], r["message_id_header"], "not_sent", 0, 0,
-         now, owner, lease if owner else None)
+         r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None)
         for r in rows
     ]  # fmt: skip
+    content_sql = (
+        f"INSERT INTO content ({', '.join(_CONTENT_COLUMNS)}) "
+        f"VALUES ({', '.join([db.param] * len(_CONTENT_COLUMNS))})"
+    )
     with writing():
+        last = (
+            Receiver.select(fn.MAX(Receiver.id)).where(Receiver.message == message_id).scalar() or 0
+        )
         db.cursor().executemany(sql, values)
+        # This message's new rows: map each back to its content by its (random) Message-ID.
+        ids = dict(
+            Receiver.select(Receiver.message_id_header, Receiver.id)
+            .where((Receiver.message == message_id) & (Receiver.id > last))
+            .tuples()
+            .iterator()
+        )
+        db.cursor().executemany(
+            content_sql,
+            [(ids[r["message_id_header"]], r["body_text"], r["body_html"], r["mime"])
+             for r in rows],
+        )  # fmt: skip
         Message.update(lease_until=to_db(lease_until)).where(Message.id == message_id).execute()
 
 
@@ -124,6 +143,8 @@ def finish_message(message_id: int) -> list[int]:
 
 def discard_message(message_id: int) -> None:
     with writing():
+        mine = Receiver.select(Receiver.id).where(Receiver.message == message_id)
+        Content.delete().where(Content.receiver.in_(mine)).execute()
         Receiver.delete().where(Receiver.message == message_id).execute()
         Message.delete().where(Message.id == message_id).execute()
 
@@ -197,6 +218,8 @@ def recover_expired(policy: Policy) -> int:
         dead = Message.select(Message.id).where(
             (Message.state == "storing") & (Message.lease_until < now)
         )
+        doomed = Receiver.select(Receiver.id).where(Receiver.message.in_(dead))
+        Content.delete().where(Content.receiver.in_(doomed)).execute()
         Receiver.delete().where(Receiver.message.in_(dead)).execute()
         Message.delete().where(Message.id.in_(dead)).execute()
     return len(expired)
@@ -283,18 +306,17 @@ def renew(owner: str, lease_until: dt.datetime) -> None:
 
 def outgoing(ids: list[int]) -> list[Outgoing]:
     """The stored bytes of each receiver, in the order given."""
-    rows = {
-        r.id: r
-        for r in Receiver.select(
-            Receiver.id, Receiver.envelope_to, Receiver.address, Receiver.mime,
+    query = (
+        Receiver.select(
+            Receiver.id, Receiver.envelope_to, Receiver.address, Content.mime,
             Receiver.failed_count,
-        ).where(Receiver.id.in_(ids))
-    }  # fmt: skip
-    return [
-        Outgoing(r.id, r.envelope_to, r.address, bytes(r.mime), r.failed_count)
-        for r in (rows.get(i) for i in ids)
-        if r is not None
-    ]
+        )
+        .join(Content)
+        .where(Receiver.id.in_(ids))
+        .tuples()
+    )  # fmt: skip
+    rows = {row[0]: row for row in query}
+    return [Outgoing(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in (rows.get(i) for i in ids) if r]
 
 
 # The per-receiver writes are the hot path of delivery: plain, portable SQL with the
@@ -473,8 +495,8 @@ def get_receiver(receiver_id: int) -> dict:
     row = (
         Receiver.select(
             *LIST_FIELDS,
-            Receiver.body_text,
-            Receiver.body_html,
+            Content.body_text,
+            Content.body_html,
             Receiver.sent_to,
             Receiver.message_id_header,
             Message.template,
@@ -484,6 +506,8 @@ def get_receiver(receiver_id: int) -> dict:
             Message.sender,
         )
         .join(Message)
+        .switch(Receiver)
+        .join(Content)
         .where(Receiver.id == receiver_id)
         .dicts()
         .first()
@@ -548,6 +572,7 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
         )
         with writing():
             Failure.delete().where(Failure.receiver.in_(chunk)).execute()
+            Content.delete().where(Content.receiver.in_(chunk)).execute()
             deleted = Receiver.delete().where(Receiver.id.in_(chunk)).execute()
         receivers += deleted
         if not deleted:

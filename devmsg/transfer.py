@@ -71,7 +71,8 @@ def copy_store(
                 cursor = source.cursor()
             else:
                 cursor = source.connection().cursor(name=f"devmsg_copy_{table}")
-            cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
+            key = model._meta.primary_key.column_name
+            cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}")
             while rows := cursor.fetchmany(BATCH):
                 values = [
                     tuple(c(v) if c else v for c, v in zip(converters, row, strict=True))
@@ -83,7 +84,7 @@ def copy_store(
                 if progress is not None:
                     progress(done, total)
             cursor.close()
-        if not isinstance(target, SqliteDatabase):
+        if not isinstance(target, SqliteDatabase) and model._meta.primary_key.name == "id":
             # Ids were copied: move the sequence past them.
             target.execute_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -17,7 +17,7 @@ SEND = ("send", "--type", "t", "--subject", "s", "--text", "t", "--to", "a@examp
 def store_bytes(home) -> bytes:
     """Everything the store holds: the SQLite files byte for byte, or every PostgreSQL row."""
     if STORE["url"]:
-        rows = [sql(f"select * from {t}") for t in ("message", "receiver", "failure")]
+        rows = [sql(f"select * from {t}") for t in ("message", "receiver", "content", "failure")]
         return repr(rows).encode()
     return b"".join(p.read_bytes() for p in (home / "store").iterdir())
 
