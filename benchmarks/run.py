@@ -335,6 +335,11 @@ def scale_cases(work: Path, server: Server, total: int, repeats: int, results: R
         conn.execute(f"INSERT INTO receiver ({', '.join(columns)}) "
                      f"SELECT {copied} FROM receiver ORDER BY id LIMIT {take}")  # fmt: skip
         count += take
+    conn.execute(
+        "INSERT INTO content (receiver_id, body_text, body_html, mime) "
+        "SELECT r.id, c.body_text, c.body_html, c.mime FROM receiver r JOIN content c "
+        f"ON c.receiver_id = ((r.id - 1) % {seed}) + 1 WHERE r.id > {seed}"
+    )
     # 99% sent long ago, 1% failed: what a store looks like after years.
     conn.execute("UPDATE receiver SET status = 'sent', sent_count = 1, claimed_by = NULL, "
                  "lease_until = NULL, created_at = '2020-01-01 00:00:00', "
