@@ -185,7 +185,7 @@ def raw_threads(server: Server, n: int, sample: bytes, threads: int) -> float:
 
 def sample_message(folder: Path) -> bytes:
     with sqlite3.connect(folder / "devmsg.sqlite3") as conn:
-        return conn.execute("select mime from receiver order by id limit 1").fetchone()[0]
+        return conn.execute("select mime from content order by receiver_id limit 1").fetchone()[0]
 
 
 def main() -> None:
