@@ -139,6 +139,15 @@ class _ProgressBar:
             self.progress.stop()
 
 
+def _with_progress(label: str, work, minimum: int = 20):
+    """Run `work(progress)` with a progress bar on a terminal for long runs."""
+    bar = _ProgressBar(label, minimum)
+    try:
+        return work(bar)
+    finally:
+        bar.close()
+
+
 def _summary(report, what: str) -> str:
     return (
         f"{what}: attempted {report.attempted}, sent {report.sent}, "
@@ -226,9 +235,9 @@ def send(
     else:
         recipients = read_receivers(receivers, language)
     outbox = _outbox(ctx)
-    bar = _ProgressBar("Sending")
-    try:
-        report = outbox.send(
+    report = _with_progress(
+        "Sending",
+        lambda bar: outbox.send(
             type=type,
             template=template,
             context=context_value,
@@ -240,9 +249,8 @@ def send(
             html=html,
             queue=queue,
             progress=bar,
-        )
-    finally:
-        bar.close()
+        ),
+    )
     if json_output:
         _print_json(report.as_dict())
     elif queue:
@@ -368,11 +376,7 @@ def resend(
     Example: devmsg resend 41 42
     """
     outbox = _outbox(ctx)
-    bar = _ProgressBar("Resending")
-    try:
-        report = outbox.resend(receiver_ids, progress=bar)
-    finally:
-        bar.close()
+    report = _with_progress("Resending", lambda bar: outbox.resend(receiver_ids, progress=bar))
     if json_output:
         _print_json(report.as_dict())
     else:
@@ -395,11 +399,7 @@ def resend_failed(
     Example (crontab): */10 * * * * devmsg --config /srv/app/devmsg.toml resend-failed --quiet
     """
     outbox = _outbox(ctx)
-    bar = _ProgressBar("Resending")
-    try:
-        report = outbox.resend_failed(progress=bar)
-    finally:
-        bar.close()
+    report = _with_progress("Resending", lambda bar: outbox.resend_failed(progress=bar))
     if json_output:
         _print_json(report.as_dict())
     elif not quiet or not report.ok:
@@ -495,11 +495,9 @@ def store_copy(
     Example: devmsg store copy --to postgresql://devmsg@db.example:5432/devmsg
     """
     outbox = _outbox(ctx, may_use_postgres=True)
-    bar = _ProgressBar("Copying", minimum=1)
-    try:
-        counts = outbox.copy_to(to, replace=replace, progress=bar)
-    finally:
-        bar.close()
+    counts = _with_progress(
+        "Copying", lambda bar: outbox.copy_to(to, replace=replace, progress=bar), minimum=1
+    )
     if json_output:
         _print_json(counts)
     else:

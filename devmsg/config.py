@@ -13,7 +13,6 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,7 +68,7 @@ class Config:
 
     @property
     def sender_address(self) -> str:
-        return parseaddr(self.sender)[1]
+        return address_of(self.sender)
 
 
 # key -> (accepted types, type name for errors)
@@ -112,6 +111,15 @@ def parse_duration(text: str, default_unit: str = "s") -> dt.timedelta:
         return dt.timedelta(**{_UNITS[unit]: number})
     except OverflowError:
         raise ValueError(f"duration too long: {text!r}") from None
+
+
+_ANGLE = re.compile(r"<([^<>]*)>\s*$")
+
+
+def address_of(sender: str) -> str:
+    """The address in `Name <addr>` or `addr` (email.utils costs 7 ms to import)."""
+    match = _ANGLE.search(sender)
+    return (match[1] if match else sender).strip()
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -185,7 +193,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: key 'timezone': unknown time zone {timezone!r}") from None
     sender = data.get("sender", defaults.sender)
-    if "@" not in parseaddr(sender)[1] or "\n" in sender or "\r" in sender:
+    if "@" not in address_of(sender) or "\n" in sender or "\r" in sender:
         raise ConfigError(f"{where}: key 'sender' is not an email address: {sender!r}")
 
     smtp_defaults = SmtpConfig()

@@ -53,13 +53,9 @@ def open_postgres(
     if password:
         params["password"] = password
     db = PostgresqlDatabase(url, prefer_psycopg3=True, **params)
-    if bind:
-        database.initialize(db)
     try:
-        db.connect(reuse_if_open=True)
-        migrate(db)
+        _start(db, bind)
     except DatabaseError as exc:
-        db.close()
         reason = " ".join(str(exc).split()) or type(exc).__name__
         if password:
             reason = reason.replace(password, "***")
@@ -82,13 +78,9 @@ def open_database(
             raise StoreError(f"{path}: cannot create the store: {exc.strerror}") from None
     pragmas = {**PRAGMAS, "busy_timeout": int(busy_timeout.total_seconds() * 1000)}
     db = SqliteDatabase(str(path), pragmas=pragmas, timeout=busy_timeout.total_seconds())
-    if bind:
-        database.initialize(db)
     try:
-        db.connect(reuse_if_open=True)
-        migrate(db)
+        _start(db, bind)
     except DatabaseError as exc:
-        db.close()
         if "locked" in str(exc):
             waited = busy_timeout.total_seconds()
             raise StoreError(
@@ -98,6 +90,18 @@ def open_database(
             raise StoreError(f"{path}: the store is read-only") from None
         raise StoreError(f"{path}: cannot use the store: {exc}") from None
     return db
+
+
+def _start(db, bind: bool) -> None:
+    """Connect and migrate; with `bind`, the models use this database from now on."""
+    if bind:
+        database.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+        migrate(db)
+    except DatabaseError:
+        db.close()
+        raise
 
 
 def make_durable(db) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 import socket
 import threading
 import time
@@ -31,7 +30,7 @@ ID_BATCH = 50
 
 
 def new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def policy_of(config: Config) -> Policy:

@@ -4,7 +4,6 @@ across SMTP I/O. Times go in as aware datetimes and are stored as naive UTC."""
 from __future__ import annotations
 
 import datetime as dt
-import random
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,6 +181,8 @@ class Policy:
         base = self.backoff.total_seconds()
         if base <= 0:
             return now
+        import random
+
         delay = base * 2 ** min(failures - 1, 40) * random.uniform(0.8, 1.2)
         return now + dt.timedelta(seconds=min(delay, self.backoff_max.total_seconds()))
 
