@@ -83,19 +83,24 @@ class Server:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> tuple[float, int]:
-    """Run a whole devmsg process: (wall seconds, peak RSS in MB)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [DEVMSG, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if check and code != 0:
-        raise RuntimeError(f"devmsg {' '.join(args)} exited {code}: {proc.stderr.read().decode()}")
-    proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024
+def run(args: list[str], cwd: Path, check: bool = True) -> tuple[float, float]:
+    """Run a whole devmsg process: (wall seconds, peak RSS in MB).
+
+    The peak RSS comes from GNU time, which waits for devmsg itself: a child started by
+    this (larger) Python process would report this process's size as its own peak."""
+    with tempfile.NamedTemporaryFile("r") as rss, tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", rss.name, DEVMSG, *args],
+            cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+        if check and proc.returncode != 0:
+            errors.seek(0)
+            message = errors.read().decode()
+            raise RuntimeError(f"devmsg {' '.join(args)} exited {proc.returncode}: {message}")
+        peak_kb = int(rss.read().split()[-1])
+    return wall, peak_kb / 1024
 
 
 def project(folder: Path, port: int, connections: int = 1) -> Path:
