@@ -120,7 +120,8 @@ class Renderer:
             # One render for the template's two or three files: a third of the cost.
             parts = self._combined(env, files).render(variables).split(self._boundary)
         except jinja2.TemplateSyntaxError as exc:
-            where = exc.filename or str(self.templates / files[0])
+            file, exc = self._syntax_error(env, files) or (files[0], exc)
+            where = exc.filename or str(self.templates / file)
             message = f"{where} line {exc.lineno}: template syntax error: {exc.message}"
             raise InputError(message) from None
         except jinja2.TemplateError as exc:
@@ -130,6 +131,17 @@ class Renderer:
         subject, html = one_line(parts[0]), parts[1]
         text = parts[2] if len(parts) > 2 else html_to_text(html)
         return Rendered(subject=subject, text=text, html=html)
+
+    @staticmethod
+    def _syntax_error(env: jinja2.Environment, files: list[str]):
+        """(file, error) of the file that does not compile: some of Jinja's syntax errors
+        (an unclosed comment) do not say which file they are in."""
+        for file in files:
+            try:
+                env.get_template(file)
+            except jinja2.TemplateSyntaxError as exc:
+                return file, exc
+        return None
 
     def _combined(self, env: jinja2.Environment, files: list[str]) -> jinja2.Template:
         key = (id(env), tuple(files))

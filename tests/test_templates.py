@@ -142,6 +142,17 @@ def test_syntax_error_names_file_and_line(tmp_path):
     )
 
 
+def test_unclosed_comment_names_its_own_file(tmp_path):
+    # Jinja's lexer reports this one without a file name; the error must still not blame
+    # subject.txt for a mistake in body.html.
+    renderer = _template(tmp_path, "<p>ok</p>{#{")
+    with pytest.raises(InputError) as info:
+        renderer.render("t", {}, {}, "en")
+    assert str(info.value) == (
+        f"{tmp_path}/templates/t/body.html line 1: template syntax error: Missing end of comment tag"
+    )
+
+
 def test_unknown_template_lists_the_known_ones(tmp_path):
     renderer = _template(tmp_path, "x")
     for name in ("nope", "../t", ""):
