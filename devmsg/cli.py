@@ -121,18 +121,20 @@ class _ProgressBar:
         self.minimum = minimum
         self.progress = None
         self.task = None
+        self.decided = False  # called once per receiver: decide on the first call only
 
     def __call__(self, done: int, total: int) -> None:
-        if self.progress is None:
+        if not self.decided:
+            self.decided = True
             console = _console(stderr=True)
-            if total < self.minimum or not console.is_terminal:
-                return
-            from rich.progress import Progress
+            if total >= self.minimum and console.is_terminal:
+                from rich.progress import Progress
 
-            self.progress = Progress(console=console, transient=True)
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=total)
-        self.progress.update(self.task, completed=done)
+                self.progress = Progress(console=console, transient=True)
+                self.progress.start()
+                self.task = self.progress.add_task(self.label, total=total)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done)
 
     def close(self) -> None:
         if self.progress is not None:

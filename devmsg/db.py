@@ -56,10 +56,7 @@ def open_postgres(
     try:
         _start(db, bind)
     except DatabaseError as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        if password:
-            reason = reason.replace(password, "***")
-        raise StoreError(f"{url}: cannot use the store: {reason}") from None
+        raise store_error(url, busy_timeout, exc, "cannot use the store: ") from None
     return db
 
 
@@ -81,15 +78,22 @@ def open_database(
     try:
         _start(db, bind)
     except DatabaseError as exc:
-        if "locked" in str(exc):
-            waited = busy_timeout.total_seconds()
-            raise StoreError(
-                f"{path}: the store is locked by another process (waited {waited:g}s)"
-            ) from None
-        if "readonly" in str(exc):
-            raise StoreError(f"{path}: the store is read-only") from None
-        raise StoreError(f"{path}: cannot use the store: {exc}") from None
+        raise store_error(path, busy_timeout, exc, "cannot use the store: ") from None
     return db
+
+
+def store_error(name, busy_timeout: dt.timedelta, exc: Exception, context: str = "") -> StoreError:
+    """A database error as one line naming the store; the password never in it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    password = os.environ.get(ENV_DATABASE_PASSWORD)
+    if password:
+        text = text.replace(password, "***")
+    if "locked" in text or "lock timeout" in text:
+        waited = busy_timeout.total_seconds()
+        return StoreError(f"{name}: the store is locked by another process (waited {waited:g}s)")
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"{name}: the store is read-only")
+    return StoreError(f"{name}: {context}{text}")
 
 
 def _start(db, bind: bool) -> None:

@@ -176,7 +176,10 @@ class Run:
         store.start_attempt(rows[0].id)
         for index, row in enumerate(rows):
             if self._stop.is_set():
-                return  # the rest are released by _run; this one was not started
+                # Marked as started with the last outcome, but never tried: unmark it, so
+                # that _run releases it with the rest and no "interrupted" is recorded.
+                store.start_attempt(row.id, started=False)
+                return
             self.maybe_renew()
             start_next = rows[index + 1].id if index + 1 < len(rows) else None
             to = cfg.redirect_to or row.envelope or _envelope(row.address)

@@ -20,9 +20,9 @@ import peewee
 
 from devmsg import store
 from devmsg.config import Config, load_config, parse_duration
-from devmsg.db import make_durable, open_store
+from devmsg.db import make_durable, open_store, store_error
 from devmsg.delivery import DeliveryReport, Progress, Run
-from devmsg.errors import BusyError, InputError, NotFoundError, StoreError
+from devmsg.errors import BusyError, InputError, NotFoundError
 from devmsg.inputs import Recipient
 from devmsg.models import SENDING, STATUSES, JSONField
 
@@ -59,19 +59,9 @@ def _store_errors(method):
         try:
             return method(self, *args, **kwargs)
         except peewee.DatabaseError as exc:
-            raise StoreError(describe_store_error(self.config, exc)) from None
+            raise store_error(self.config.store_name, self.config.busy_timeout, exc) from None
 
     return wrapper
-
-
-def describe_store_error(config: Config, exc: Exception) -> str:
-    text = str(exc)
-    if "locked" in text or "busy" in text or "lock timeout" in text:
-        waited = config.busy_timeout.total_seconds()
-        return f"{config.store_name}: the store is locked by another process (waited {waited:g}s)"
-    if "readonly" in text or "read-only" in text:
-        return f"{config.store_name}: the store is read-only"
-    return f"{config.store_name}: {' '.join(text.split())}"
 
 
 def _eol(body: str) -> str:
@@ -351,7 +341,8 @@ class Outbox:
         try:
             return copy_store(self.db, target_db, target_config.store_name, replace, progress)
         except peewee.DatabaseError as exc:
-            raise StoreError(describe_store_error(target_config, exc)) from None
+            name, timeout = target_config.store_name, target_config.busy_timeout
+            raise store_error(name, timeout, exc) from None
         finally:
             target_db.close()
 

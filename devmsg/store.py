@@ -351,10 +351,11 @@ def _param(db, value):
     return value
 
 
-def start_attempt(receiver_id: int) -> None:
-    """Mark that the SMTP exchange for this receiver is about to start."""
+def start_attempt(receiver_id: int, started: bool = True) -> None:
+    """Mark that the SMTP exchange for this receiver is about to start (or, with
+    `started=False`, that it will not after all)."""
     with writing():
-        _execute("start", utcnow(), receiver_id)
+        _execute("start", utcnow() if started else None, receiver_id)
 
 
 def record_success(receiver_id: int, sent_to: str, start_next: int | None = None) -> str:
