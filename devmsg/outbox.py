@@ -44,7 +44,6 @@ class SendReport(DeliveryReport):
 class PurgeReport:
     receivers_deleted: int
     messages_deleted: int
-    dry_run: bool = False
 
     def as_dict(self) -> dict:
         return {"receivers_deleted": self.receivers_deleted,
@@ -361,7 +360,7 @@ class Outbox:
             raise InputError("give --older-than AGE or --orphans, not both")
         cutoff = None if older_than is None else dt.datetime.now(dt.UTC) - older_than
         receivers, messages = store.purge(cutoff, dry_run)
-        return PurgeReport(receivers, messages, dry_run)
+        return PurgeReport(receivers, messages)
 
 
 def parse_age(text: str) -> dt.timedelta:

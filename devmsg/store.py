@@ -204,15 +204,23 @@ def recover_expired(policy: Policy) -> int:
     now = utcnow()
     with writing(immediate=True):
         query = _for_update(
-            Receiver.select(Receiver.id, Receiver.attempt_started_at, Receiver.failed_count)
+            Receiver.select(
+                Receiver.id, Receiver.attempt_started_at, Receiver.failed_count,
+                Receiver.claimed_by,
+            )
             .where(_claimed() & (Receiver.lease_until < now))
             .tuples()
-        )
+        )  # fmt: skip
         expired = list(query.iterator())  # tuples, not cached model objects
-        for rid, started, failed_count in expired:
+        for rid, started, failed_count, owner in expired:
             if started is not None:
-                _record_failure(rid, failed_count, INTERRUPTED, "", False, policy, now)
-        for batch in chunked([rid for rid, _, _ in expired], INSERT_CHUNK):
+                how = (
+                    f"No traceback: {owner} started the SMTP exchange at {started} UTC and "
+                    "stopped (killed or crashed) before recording how it ended; its claim "
+                    "expired and this run recovered it."
+                )
+                _record_failure(rid, failed_count, INTERRUPTED, how, False, policy, now)
+        for batch in chunked([row[0] for row in expired], INSERT_CHUNK):
             Receiver.update(claimed_by=None, lease_until=None, attempt_started_at=None).where(
                 Receiver.id.in_(batch)
             ).execute()

@@ -26,7 +26,6 @@ class DeliveryFailure(Exception):
     error: str  # one line, for tables
     traceback: str  # the full traceback, for `devmsg show`
     permanent: bool
-    code: int | None = None
     connect_failed: bool = False  # no connection could be opened: the rest of a batch too
 
     def __str__(self) -> str:
@@ -157,12 +156,12 @@ class SmtpTransport:
 
     def _failure(self, exc: Exception, connect_failed: bool = False) -> DeliveryFailure:
         tb = "".join(traceback.format_exception(exc))
-        error, permanent, code = _describe(exc, self.config)
+        error, permanent = _describe(exc, self.config)
         password = self.config.password
         if password:
             tb = tb.replace(password, "***")
             error = error.replace(password, "***")
-        return DeliveryFailure(error, tb, permanent, code, connect_failed)
+        return DeliveryFailure(error, tb, permanent, connect_failed)
 
 
 def _reply(code: int, resp: bytes | str) -> str:
@@ -170,34 +169,34 @@ def _reply(code: int, resp: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
-def _describe(exc: Exception, cfg: SmtpConfig) -> tuple[str, bool, int | None]:
-    """(one-line error, permanent?, reply code)."""
+def _describe(exc: Exception, cfg: SmtpConfig) -> tuple[str, bool]:
+    """(one-line error with the reply code and text, permanent?)."""
     server = f"{cfg.host}:{cfg.port}"
     if isinstance(exc, SMTPRefused):
         what = {"MAIL": "sender refused", "RCPT": "recipient refused", "DATA": "message refused"}
         permanent = exc.stage in ("RCPT", "DATA") and exc.smtp_code >= 500
         reply = _reply(exc.smtp_code, exc.smtp_error)
-        return f"{what[exc.stage]}: {reply}", permanent, exc.smtp_code
+        return f"{what[exc.stage]}: {reply}", permanent
     if isinstance(exc, NoSMTPUTF8):
-        return str(exc), True, None
+        return str(exc), True
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         reply = _reply(exc.smtp_code, exc.smtp_error)
-        return f"{server}: authentication failed: {reply}", False, exc.smtp_code
+        return f"{server}: authentication failed: {reply}", False
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return f"{server}: {exc}", False, None
+        return f"{server}: {exc}", False
     if isinstance(exc, smtplib.SMTPResponseException):
         reply = _reply(exc.smtp_code, exc.smtp_error)
-        return f"{server} replied {reply}", False, exc.smtp_code
+        return f"{server} replied {reply}", False
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return f"{server}: connection lost: {exc}", False, None
+        return f"{server}: connection lost: {exc}", False
     if isinstance(exc, ConnectionRefusedError):
-        return f"{server}: connection refused", False, None
+        return f"{server}: connection refused", False
     if isinstance(exc, socket.timeout | TimeoutError):
-        return f"{server}: timed out after {cfg.timeout:g}s", False, None
+        return f"{server}: timed out after {cfg.timeout:g}s", False
     if isinstance(exc, ssl.SSLError):
-        return f"{server}: TLS error: {exc.reason or exc}", False, None
+        return f"{server}: TLS error: {exc.reason or exc}", False
     if isinstance(exc, socket.gaierror):
-        return f"{server}: cannot resolve host: {exc.strerror}", False, None
+        return f"{server}: cannot resolve host: {exc.strerror}", False
     if isinstance(exc, OSError):
-        return f"{server}: {exc.strerror or exc}", False, None
-    return f"{type(exc).__name__}: {exc}", False, None
+        return f"{server}: {exc.strerror or exc}", False
+    return f"{type(exc).__name__}: {exc}", False
