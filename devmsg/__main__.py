@@ -1,3 +1,3 @@
-from devmsg.cli import app
+from devmsg.cli import run
 
-app(prog_name="devmsg")
+run()

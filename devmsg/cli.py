@@ -7,7 +7,6 @@ Errors devmsg raises (DevmsgError) become one red line on stderr and exit 1, in 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -97,16 +96,11 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _outbox(ctx: typer.Context, may_use_postgres: bool = False):
+def _outbox(ctx: typer.Context):
     from devmsg.config import load_config
+    from devmsg.outbox import Outbox
 
     config = load_config(ctx.obj["config"])
-    if not config.database_url and not may_use_postgres and "peewee" not in sys.modules:
-        # peewee imports an installed PostgreSQL driver eagerly: 90 ms and 11 MB on every
-        # SQLite cron tick. This process will not need it; say so before peewee looks.
-        for driver in ("psycopg", "psycopg2"):
-            sys.modules.setdefault(driver, None)
-    from devmsg.outbox import Outbox
 
     outbox = Outbox(config)
     ctx.call_on_close(outbox.close)
@@ -496,7 +490,7 @@ def store_copy(
 
     Example: devmsg store copy --to postgresql://devmsg@db.example:5432/devmsg
     """
-    outbox = _outbox(ctx, may_use_postgres=True)
+    outbox = _outbox(ctx)
     counts = _with_progress(
         "Copying", lambda bar: outbox.copy_to(to, replace=replace, progress=bar), minimum=1
     )
@@ -509,5 +503,35 @@ def store_copy(
         )
 
 
+def run() -> None:
+    """The `devmsg` command (the installed script and `python -m devmsg`)."""
+    _skip_unused_postgres_driver(sys.argv[1:])
+    app(prog_name="devmsg")
+
+
+def _skip_unused_postgres_driver(argv: list[str]) -> None:
+    """peewee imports an installed PostgreSQL driver eagerly: 90 ms and 11 MB on every
+    SQLite cron tick. A process that will only use SQLite says so before peewee looks.
+    Done here, for the one command this process runs, and not in `_outbox`: in a process
+    that runs more (tests, an application) peewee would keep the driver missing."""
+    if "peewee" in sys.modules or "store" in argv:
+        return
+    explicit = None
+    for index, arg in enumerate(argv):
+        if arg in ("--config", "-c") and index + 1 < len(argv):
+            explicit = argv[index + 1]
+        elif arg.startswith("--config="):
+            explicit = arg.split("=", 1)[1]
+    from devmsg.config import load_config
+
+    try:
+        if load_config(explicit).database_url:
+            return
+    except DevmsgError:
+        return  # the command itself reports it
+    for driver in ("psycopg", "psycopg2"):
+        sys.modules.setdefault(driver, None)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app(prog_name=os.path.basename(sys.argv[0]))
+    run()

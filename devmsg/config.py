@@ -196,6 +196,10 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     if "@" not in address_of(sender) or "\n" in sender or "\r" in sender:
         raise ConfigError(f"{where}: key 'sender' is not an email address: {sender!r}")
 
+    redirect_to = data.get("redirect_to", "").strip()
+    if redirect_to and ("@" not in redirect_to or not redirect_to.isprintable()):
+        raise ConfigError(f"{where}: key 'redirect_to' is not an email address: {redirect_to!r}")
+
     smtp_defaults = SmtpConfig()
     security = smtp_data.get("security", smtp_defaults.security)
     if security not in SECURITY_CHOICES:
@@ -241,7 +245,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         resend_limit=resend_limit,
         sender=sender,
         timezone=timezone,
-        redirect_to=data.get("redirect_to", ""),
+        redirect_to=redirect_to,
         retry_backoff=duration("retry_backoff", defaults.retry_backoff),
         retry_backoff_max=duration("retry_backoff_max", defaults.retry_backoff_max),
         busy_timeout=duration("busy_timeout", defaults.busy_timeout),

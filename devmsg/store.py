@@ -86,6 +86,12 @@ _RECEIVER_COLUMNS = (
 _CONTENT_COLUMNS = ("receiver_id", "body_text", "body_html", "mime")
 
 
+def insert_sql(db, table: str, columns) -> str:
+    """A plain INSERT with the driver's placeholders, for executemany."""
+    placeholders = ", ".join([db.param] * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+
+
 def add_receivers(
     message_id: int, rows: list[dict], owner: str | None, lease_until: dt.datetime
 ) -> None:
@@ -94,19 +100,13 @@ def add_receivers(
     than SQLite spent storing."""
     db = database.obj
     now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
-    sql = (
-        f"INSERT INTO receiver ({', '.join(_RECEIVER_COLUMNS)}) "
-        f"VALUES ({', '.join([db.param] * len(_RECEIVER_COLUMNS))})"
-    )
+    sql = insert_sql(db, "receiver", _RECEIVER_COLUMNS)
     values = [
         (message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
          r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None)
         for r in rows
     ]  # fmt: skip
-    content_sql = (
-        f"INSERT INTO content ({', '.join(_CONTENT_COLUMNS)}) "
-        f"VALUES ({', '.join([db.param] * len(_CONTENT_COLUMNS))})"
-    )
+    content_sql = insert_sql(db, "content", _CONTENT_COLUMNS)
     with writing():
         last = (
             Receiver.select(fn.MAX(Receiver.id)).where(Receiver.message == message_id).scalar() or 0

@@ -9,6 +9,7 @@ from peewee import DateTimeField, SqliteDatabase
 
 from devmsg.errors import InputError
 from devmsg.models import MODELS
+from devmsg.store import insert_sql
 
 BATCH = 1000
 Progress = Callable[[int, int], None]
@@ -22,7 +23,7 @@ def _count(db, table: str) -> int:
     return db.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
-def _converters(model, source, target) -> list:
+def _converters(model, target) -> list:
     """Per column: times parsed from SQLite's text, written as the target stores them."""
     to_sqlite = isinstance(target, SqliteDatabase)
     out = []
@@ -61,11 +62,8 @@ def copy_store(
             target.execute_sql(f"DELETE FROM {table}")
     for model in MODELS:
         table, columns = model._meta.table_name, _columns(model)
-        converters = _converters(model, source, target)
-        insert = (
-            f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join([target.param] * len(columns))})"
-        )
+        converters = _converters(model, target)
+        insert = insert_sql(target, table, columns)
         with source.atomic():  # one snapshot of the table
             if isinstance(source, SqliteDatabase):
                 cursor = source.cursor()

@@ -32,6 +32,7 @@ def write(tmp_path, text, name="devmsg.toml"):
         ('timezone = "Mars/Olympus"\n', "key 'timezone': unknown time zone 'Mars/Olympus'"),
         ('default_language = "de"\nlanguages = ["en"]\n', "key 'default_language' ('de')"),
         ('sender = "nobody"\n', "key 'sender' is not an email address"),
+        ('redirect_to = "staging"\n', "key 'redirect_to' is not an email address"),
         ("database = \n", "invalid TOML"),
     ],
 )

@@ -281,3 +281,15 @@ def test_metadata_and_creator_are_stored(cli, smtp):
     shown = json.loads(cli("show", "1", "--json").stdout)
     assert shown["metadata"] == {"course_id": 7}
     assert shown["created_by"]
+
+
+def test_redirect_to_delivers_everything_to_one_address(home, smtp):
+    cli = Cli(write_project(home, smtp.port, extra='redirect_to = "staging@example.org"\n'))
+    result = cli(
+        "send", "--subject", "s", "--text", "t", "--type", "t", "--to", "Ola <ola@example.no>"
+    )
+    assert result.exit_code == 0, result.output
+    assert smtp.recipients() == ["staging@example.org"]
+    assert received(smtp)["To"] == "Ola <ola@example.no>"
+    shown = json.loads(cli("show", "1", "--json").stdout)
+    assert (shown["to"], shown["sent_to"]) == ("ola@example.no", "staging@example.org")
