@@ -1,0 +1,147 @@
+"""The app, its one error handler, and the helpers every group of commands shares: the
+console, one-line messages, JSON, the progress bar and the open Outbox."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from devmsg import __version__
+from devmsg.errors import DevmsgError
+
+EXIT_NOT_SENT = 3
+
+
+class DevmsgGroup(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DevmsgError as exc:
+            _error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=DevmsgGroup,
+    name="devmsg",
+    help="Send email to your application's users and keep a durable record of every message.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+    epilog="Example: devmsg --config devmsg.toml list --status failed. Start with: devmsg demo",
+)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _error(message: str) -> None:
+    from rich.text import Text
+
+    line = " ".join(message.split()) if "\n" in message else message
+    _console(stderr=True).print(Text(f"Error: {line}", style="red"), soft_wrap=True)
+
+
+def _echo(text: str, err: bool = False) -> None:
+    from rich.text import Text
+
+    _console(stderr=err).print(Text(text), soft_wrap=True)
+
+
+def _print_json(value) -> None:
+    from devmsg.views import to_json
+
+    sys.stdout.write(to_json(value) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        _echo(f"devmsg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="PATH",
+            help="Path of devmsg.toml. Default: $DEVMSG_CONFIG, else ./devmsg.toml, "
+            "else built-in defaults.",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Send email to your application's users and keep a durable record of every message.
+
+    Example: devmsg --config devmsg.toml list --status failed
+    """
+    ctx.obj = {"config": config}
+
+
+def _outbox(ctx: typer.Context):
+    from devmsg.config import load_config
+    from devmsg.outbox import Outbox
+
+    config = load_config(ctx.obj["config"])
+
+    outbox = Outbox(config)
+    ctx.call_on_close(outbox.close)
+    return outbox
+
+
+class _ProgressBar:
+    """A progress bar on stderr, only on a terminal and only for long runs."""
+
+    def __init__(self, label: str, minimum: int = 20) -> None:
+        self.label = label
+        self.minimum = minimum
+        self.progress = None
+        self.task = None
+        self.decided = False  # called once per receiver: decide on the first call only
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.decided:
+            self.decided = True
+            console = _console(stderr=True)
+            if total >= self.minimum and console.is_terminal:
+                from rich.progress import Progress
+
+                self.progress = Progress(console=console, transient=True)
+                self.progress.start()
+                self.task = self.progress.add_task(self.label, total=total)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _with_progress(label: str, work, minimum: int = 20):
+    """Run `work(progress)` with a progress bar on a terminal for long runs."""
+    bar = _ProgressBar(label, minimum)
+    try:
+        return work(bar)
+    finally:
+        bar.close()
+
+
+def _summary(report, what: str) -> str:
+    return (
+        f"{what}: attempted {report.attempted}, sent {report.sent}, "
+        f"failed {report.failed}, error {report.error}"
+    )

@@ -1,0 +1,173 @@
+"""send, resend and resend-failed: the commands that deliver."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from devmsg.cli.base import (
+    EXIT_NOT_SENT,
+    _echo,
+    _outbox,
+    _print_json,
+    _summary,
+    _with_progress,
+    app,
+)
+from devmsg.errors import DevmsgError
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    type: Annotated[
+        str,
+        typer.Option(
+            "--type", metavar="TYPE", help="Kind of message, free text (e.g. feedback); filterable."
+        ),
+    ],
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template", "-t", metavar="NAME", help="Template folder name under templates/."
+        ),
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            metavar="ADDRESS",
+            help="A receiver: ADDRESS or 'Name <ADDRESS>'. Repeat for more.",
+        ),
+    ] = None,
+    receivers: Annotated[
+        str | None,
+        typer.Option(
+            "--receivers",
+            "-r",
+            metavar="FILE",
+            help="CSV (address,name,language) or JSON Lines (.jsonl) file of receivers; "
+            "- for stdin.",
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LANG", help="Language for --to receivers and for file rows without one."
+        ),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(metavar="JSON", help="JSON object of template variables.")
+    ] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option(metavar="JSON", help="JSON object stored with the message (not rendered)."),
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Subject, to send without a template.")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Plain-text body, without a template.")
+    ] = None,
+    html: Annotated[
+        str | None, typer.Option(metavar="HTML", help="HTML body, without a template.")
+    ] = None,
+    queue: Annotated[
+        bool,
+        typer.Option("--queue", help="Store as not_sent and return; resend-failed delivers."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Render a message for each receiver in their language, store it, and send it.
+
+    Example: devmsg send --template feedback --type feedback
+    --context '{"assignment": "Oblig 1"}' --to 'Ola <ola@example.com>' --language nb
+    """
+    from devmsg.inputs import parse_json_object, parse_recipient, read_receivers
+
+    if bool(to) == bool(receivers):
+        raise DevmsgError("give receivers with --to or with --receivers (one of them)")
+    context_value = parse_json_object(context, "--context")
+    metadata_value = parse_json_object(metadata, "--metadata")
+    if to:
+        recipients = [parse_recipient(item, language, where=f"--to {item!r}") for item in to]
+    else:
+        recipients = read_receivers(receivers, language)
+    outbox = _outbox(ctx)
+    report = _with_progress(
+        "Sending",
+        lambda bar: outbox.send(
+            type=type,
+            template=template,
+            context=context_value,
+            metadata=metadata_value,
+            recipients=recipients,
+            language=language,
+            subject=subject,
+            text=text,
+            html=html,
+            queue=queue,
+            progress=bar,
+        ),
+    )
+    if json_output:
+        _print_json(report.as_dict())
+    elif queue:
+        _echo(
+            f"message {report.message_id}: queued {len(report.receiver_ids)} receivers "
+            "(devmsg resend-failed delivers them)"
+        )
+    else:
+        _echo(_summary(report, f"message {report.message_id}"))
+        if not report.ok:
+            _echo(
+                f"Not sent: see devmsg list --message {report.message_id} "
+                "--status failed --status error",
+                err=True,
+            )
+    if not report.ok:
+        raise typer.Exit(EXIT_NOT_SENT)
+
+
+@app.command()
+def resend(
+    ctx: typer.Context,
+    receiver_ids: Annotated[
+        list[int], typer.Argument(metavar="ID...", help="Receiver ids to send again.")
+    ],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Send the chosen receivers again, whatever their status.
+
+    Example: devmsg resend 41 42
+    """
+    outbox = _outbox(ctx)
+    report = _with_progress("Resending", lambda bar: outbox.resend(receiver_ids, progress=bar))
+    if json_output:
+        _print_json(report.as_dict())
+    else:
+        _echo(_summary(report, "resend"))
+    if not report.ok:
+        raise typer.Exit(EXIT_NOT_SENT)
+
+
+@app.command("resend-failed")
+def resend_failed(
+    ctx: typer.Context,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print nothing unless something failed (for cron)."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Deliver everything due: failed past its backoff, queued, stranded (run it from cron).
+
+    Example (crontab): */10 * * * * devmsg --config /srv/app/devmsg.toml resend-failed --quiet
+    """
+    outbox = _outbox(ctx)
+    report = _with_progress("Resending", lambda bar: outbox.resend_failed(progress=bar))
+    if json_output:
+        _print_json(report.as_dict())
+    elif not quiet or not report.ok:
+        _echo(_summary(report, "resend-failed"))
