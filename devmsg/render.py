@@ -32,7 +32,7 @@ class Rendered:
     html: str
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
 
 def one_line(value: str) -> str:

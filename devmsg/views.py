@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from zoneinfo import ZoneInfo
 
 from rich import box
@@ -141,4 +142,10 @@ def to_json(value) -> str:
             return obj.isoformat()
         raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
-    return json.dumps(value, default=default, ensure_ascii=False, indent=2)
+    text = json.dumps(value, default=default, ensure_ascii=False, indent=2)
+    # Exact, and still safe to print: JSON escapes C0 itself; DEL and C1 (which JSON may
+    # carry raw) are escaped the same way. They can only stand inside strings.
+    return _RAW_CONTROL.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+_RAW_CONTROL = re.compile("[\x7f-\x9f]")

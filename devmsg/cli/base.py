@@ -37,9 +37,9 @@ app = typer.Typer(
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from devmsg.cli.terminal import SafeConsole
 
-    return Console(stderr=stderr, highlight=False)
+    return SafeConsole(stderr=stderr, highlight=False)
 
 
 def _error(message: str) -> None:

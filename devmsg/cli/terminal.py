@@ -1,0 +1,41 @@
+"""The one place where text reaches the operator's terminal. Bodies, names, subjects,
+context, metadata and SMTP replies come from outside: a control character in them must
+never drive the terminal (ESC ] 0 ; retitles the window, ESC [ 2 J clears it, the one-byte
+CSI U+009B does the same on many terminals). Every console the CLI prints through renders
+C0 controls (but newline and tab), DEL and C1 visibly instead. `--json` output does not come
+through here: it stays exact (see `views.to_json`)."""
+
+from __future__ import annotations
+
+import re
+
+from rich.console import Console
+from rich.segment import Segment
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _picture(match: re.Match) -> str:
+    code = ord(match[0])
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode control picture: ESC -> ␛, CR -> ␍
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return f"\\x{code:02x}"  # C1 has no pictures
+
+
+def visible(text: str) -> str:
+    """`text` with every control character but newline and tab made visible."""
+    return CONTROL.sub(_picture, text)
+
+
+class SafeConsole(Console):
+    """A rich Console whose content cannot carry control sequences. Rich's own styling is
+    added after rendering, from each segment's style, so only content is changed here."""
+
+    def render(self, renderable, options=None):
+        for segment in super().render(renderable, options):
+            if segment.control is None and CONTROL.search(segment.text):
+                yield Segment(visible(segment.text), segment.style)
+            else:
+                yield segment

@@ -1,0 +1,40 @@
+"""Every query the use cases need, by concern: `base` (transactions, time, the lease
+clock), `create` (storing a message), `claims` (claims, leases, recovery, what is due),
+`outcomes` (recording attempts), `queries` (list and show), `admin` (purge). Each write is
+one short transaction; none is ever held across SMTP I/O. Times go in as aware datetimes
+and are stored as naive UTC."""
+
+from devmsg.models import database
+from devmsg.store.admin import purge
+from devmsg.store.base import (
+    INSERT_CHUNK,
+    from_db,
+    insert_sql,
+    to_db,
+    utcnow,
+    writing,
+)
+from devmsg.store.claims import (
+    INTERRUPTED,
+    Outgoing,
+    Policy,
+    claim_due,
+    claim_ids,
+    count_due,
+    existing_ids,
+    outgoing,
+    recover_expired,
+    release_claims,
+    renew,
+)
+from devmsg.store.create import add_receivers, begin_message, discard_message, finish_message
+from devmsg.store.outcomes import record_failure, record_success, start_attempt
+from devmsg.store.queries import get_receiver, list_receivers
+
+__all__ = [
+    "INSERT_CHUNK", "INTERRUPTED", "Outgoing", "Policy", "add_receivers", "begin_message",
+    "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
+    "finish_message", "from_db", "get_receiver", "insert_sql", "list_receivers", "outgoing",
+    "purge", "record_failure", "record_success", "recover_expired", "release_claims",
+    "renew", "start_attempt", "to_db", "utcnow", "writing",
+]  # fmt: skip

@@ -1,0 +1,76 @@
+"""Purge: deleting old receivers and messages left without receivers, in chunks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import JOIN
+
+from devmsg.models import Content, Failure, Message, Receiver, database
+from devmsg.store.base import to_db, writing
+
+
+def _orphans():
+    """Stored messages without receivers (one still being stored is not an orphan)."""
+    return (
+        Message.select(Message.id)
+        .join(Receiver, JOIN.LEFT_OUTER, on=(Receiver.message == Message.id))
+        .where(Receiver.id.is_null() & (Message.state == "stored"))
+    )
+
+
+PURGE_CHUNK = 5000
+
+
+def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
+    """Delete receivers created before `created_before` (None: none), their failures, then
+    every message left without receivers. Returns (receivers, messages) deleted, or that
+    would be deleted with `dry_run`. Deletes in chunks of short transactions, so memory and
+    the WAL stay small and other writers get their turn."""
+    cutoff = None if created_before is None else to_db(created_before)
+    if dry_run:
+        with database.atomic():
+            return _purge_counts(cutoff)
+    receivers = 0
+    while cutoff is not None:
+        chunk = (
+            Receiver.select(Receiver.id)
+            .where(Receiver.created_at < cutoff)
+            .order_by(Receiver.created_at, Receiver.id)
+            .limit(PURGE_CHUNK)
+        )
+        with writing():
+            Failure.delete().where(Failure.receiver.in_(chunk)).execute()
+            Content.delete().where(Content.receiver.in_(chunk)).execute()
+            deleted = Receiver.delete().where(Receiver.id.in_(chunk)).execute()
+        receivers += deleted
+        if not deleted:
+            break
+    messages = 0
+    while True:
+        with writing():
+            deleted = (
+                Message.delete().where(Message.id.in_(_orphans().limit(PURGE_CHUNK))).execute()
+            )
+        messages += deleted
+        if not deleted:
+            break
+    return receivers, messages
+
+
+def _purge_counts(cutoff) -> tuple[int, int]:
+    # Messages that would be left without receivers: orphans now, plus those whose every
+    # receiver is old.
+    messages = _orphans().count()
+    receivers = 0
+    if cutoff is not None:
+        old = Receiver.select(Receiver.id).where(Receiver.created_at < cutoff)
+        receivers = old.count()
+        kept = Receiver.select(Receiver.message).where(Receiver.created_at >= cutoff)
+        messages += (
+            Message.select(Message.id)
+            .where(Message.id.in_(old.select(Receiver.message)))
+            .where(Message.id.not_in(kept))
+            .count()
+        )
+    return receivers, messages

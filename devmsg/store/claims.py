@@ -1,0 +1,190 @@
+"""Claims and leases: who is delivering which receiver, until when; recovery of claims
+whose owner died; what is due."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from peewee import chunked, fn
+
+from devmsg.models import Content, Message, Receiver
+from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, to_db, utcnow, writing
+from devmsg.store.outcomes import _record_failure
+
+
+def release_claims(owner: str) -> None:
+    """Give up `owner`'s claims on receivers whose attempt has not started."""
+    with writing():
+        Receiver.update(claimed_by=None, lease_until=None).where(
+            (Receiver.claimed_by == owner) & Receiver.attempt_started_at.is_null()
+        ).execute()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    envelope: str | None
+    address: str
+    mime: bytes
+    failed_count: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a failure does: the limit, and the backoff before the next attempt."""
+
+    resend_limit: int
+    backoff: dt.timedelta
+    backoff_max: dt.timedelta
+
+    def next_attempt(self, failures: int, now: dt.datetime) -> dt.datetime:
+        """After the n-th failure: backoff * 2^(n-1), +-20% jitter, at most backoff_max."""
+        base = self.backoff.total_seconds()
+        if base <= 0:
+            return now
+        import random
+
+        delay = base * 2 ** min(failures - 1, 40) * random.uniform(0.8, 1.2)
+        return now + dt.timedelta(seconds=min(delay, self.backoff_max.total_seconds()))
+
+
+INTERRUPTED = "interrupted attempt: the sender stopped mid-delivery; it may have been delivered"
+
+
+def existing_ids(ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for batch in chunked(ids, INSERT_CHUNK):
+        found.update(r.id for r in Receiver.select(Receiver.id).where(Receiver.id.in_(batch)))
+    return found
+
+
+def recover_expired(policy: Policy) -> int:
+    """Claims whose lease ran out: an attempt that had started is recorded as interrupted
+    (a temporary failure); every such claim is released. Messages left `storing` by a dead
+    sender are removed. Returns how many receivers were released."""
+    now = utcnow()
+    with writing(immediate=True):
+        query = _for_update(
+            Receiver.select(
+                Receiver.id, Receiver.attempt_started_at, Receiver.failed_count,
+                Receiver.claimed_by,
+            )
+            .where(_claimed() & (Receiver.lease_until < now))
+            .tuples()
+        )  # fmt: skip
+        expired = list(query.iterator())  # tuples, not cached model objects
+        for rid, started, failed_count, owner in expired:
+            if started is not None:
+                how = (
+                    f"No traceback: {owner} started the SMTP exchange at {started} UTC and "
+                    "stopped (killed or crashed) before recording how it ended; its claim "
+                    "expired and this run recovered it."
+                )
+                _record_failure(rid, failed_count, INTERRUPTED, how, False, policy, now)
+        for batch in chunked([row[0] for row in expired], INSERT_CHUNK):
+            Receiver.update(claimed_by=None, lease_until=None, attempt_started_at=None).where(
+                Receiver.id.in_(batch)
+            ).execute()
+        dead = Message.select(Message.id).where(
+            (Message.state == "storing") & (Message.lease_until < now)
+        )
+        doomed = Receiver.select(Receiver.id).where(Receiver.message.in_(dead))
+        Content.delete().where(Content.receiver.in_(doomed)).execute()
+        Receiver.delete().where(Receiver.message.in_(dead)).execute()
+        Message.delete().where(Message.id.in_(dead)).execute()
+    return len(expired)
+
+
+def _claimed():
+    """claimed_by is set. Written as a range ('' sorts first), so that the index on
+    claimed_by finds the few claimed receivers among millions: IS NOT NULL would scan."""
+    return Receiver.claimed_by > ""
+
+
+def _due(policy: Policy, due_before: dt.datetime):
+    # COALESCE keeps the planner on the status index: "claimed_by IS NULL" would match the
+    # claimed_by index, which holds every one of a million sent receivers.
+    return (
+        (fn.COALESCE(Receiver.claimed_by, "") == "")
+        & (
+            (Receiver.status == "not_sent")
+            | ((Receiver.status == "failed") & (Receiver.failed_count <= policy.resend_limit))
+        )
+        & (Receiver.next_attempt_at.is_null() | (Receiver.next_attempt_at <= due_before))
+        & Receiver.message.in_(Message.select(Message.id).where(Message.state == "stored"))
+    )
+
+
+def claim_due(
+    owner: str, lease_until: dt.datetime, due_before: dt.datetime, policy: Policy, limit: int
+) -> list[int]:
+    """Claim up to `limit` receivers that are due: failed within the limit or never
+    attempted, not held by anyone, and past their next-attempt time."""
+    with writing(immediate=True):
+        ids = [
+            r.id
+            for r in _for_update(
+                Receiver.select(Receiver.id)
+                .where(_due(policy, to_db(due_before)))
+                .order_by(Receiver.id)
+                .limit(limit)
+            )
+        ]
+        if ids:
+            Receiver.update(claimed_by=owner, lease_until=to_db(lease_until)).where(
+                Receiver.id.in_(ids)
+            ).execute()
+    return ids
+
+
+def count_due(policy: Policy, due_before: dt.datetime) -> int:
+    return Receiver.select().where(_due(policy, to_db(due_before))).count()
+
+
+def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int, str]:
+    """Claim exactly these receivers (a resend by hand), whatever their status. If another
+    live claim holds any of them, claim none and return {id: holder}."""
+    now = utcnow()
+    with writing(immediate=True):
+        held = {}
+        for batch in chunked(ids, INSERT_CHUNK):
+            rows = _lock(
+                Receiver.select(Receiver.id, Receiver.claimed_by, Receiver.lease_until).where(
+                    Receiver.id.in_(batch)
+                )
+            ).tuples()
+            held.update(
+                (rid, owner)
+                for rid, owner, lease in rows
+                if owner is not None and lease is not None and lease >= now
+            )
+        if held:
+            return held
+        for batch in chunked(ids, INSERT_CHUNK):
+            Receiver.update(
+                claimed_by=owner, lease_until=to_db(lease_until), attempt_started_at=None
+            ).where(Receiver.id.in_(batch)).execute()
+    return {}
+
+
+def renew(owner: str, lease_until: dt.datetime) -> None:
+    with writing():
+        Receiver.update(lease_until=to_db(lease_until)).where(
+            Receiver.claimed_by == owner
+        ).execute()
+
+
+def outgoing(ids: list[int]) -> list[Outgoing]:
+    """The stored bytes of each receiver, in the order given."""
+    query = (
+        Receiver.select(
+            Receiver.id, Receiver.envelope_to, Receiver.address, Content.mime,
+            Receiver.failed_count,
+        )
+        .join(Content)
+        .where(Receiver.id.in_(ids))
+        .tuples()
+    )  # fmt: skip
+    rows = {row[0]: row for row in query}
+    return [Outgoing(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in (rows.get(i) for i in ids) if r]

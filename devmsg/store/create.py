@@ -1,0 +1,84 @@
+"""Storing a message: begin, stream receivers in (claimed by their sender, or free), finish
+or discard."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import fn
+
+from devmsg.models import Content, Message, Receiver, database
+from devmsg.store.base import _param, insert_sql, to_db, utcnow, writing
+
+
+def begin_message(message: dict, lease_until: dt.datetime) -> int:
+    """A message whose receivers are about to be streamed in. Until `finish_message` it is
+    `storing`: never delivered, and removed by recovery if its lease runs out."""
+    with writing():
+        return Message.insert(
+            created_at=utcnow(), state="storing", lease_until=to_db(lease_until), **message
+        ).execute()
+
+
+_RECEIVER_COLUMNS = (
+    "message_id", "address", "envelope_to", "name", "language", "subject",
+    "message_id_header", "status", "sent_count", "failed_count", "created_at", "claimed_by",
+    "lease_until",
+)  # fmt: skip
+_CONTENT_COLUMNS = ("receiver_id", "body_text", "body_html", "mime")
+
+
+def add_receivers(
+    message_id: int, rows: list[dict], owner: str | None, lease_until: dt.datetime
+) -> None:
+    """Insert one chunk of receivers, claimed by `owner` (a send) or free (a queue), with one
+    prepared statement (executemany): a peewee insert_many spent more time building SQL
+    than SQLite spent storing."""
+    db = database.obj
+    now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
+    sql = insert_sql(db, "receiver", _RECEIVER_COLUMNS)
+    values = [
+        (message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
+         r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None)
+        for r in rows
+    ]  # fmt: skip
+    content_sql = insert_sql(db, "content", _CONTENT_COLUMNS)
+    with writing():
+        last = (
+            Receiver.select(fn.MAX(Receiver.id)).where(Receiver.message == message_id).scalar() or 0
+        )
+        db.cursor().executemany(sql, values)
+        # This message's new rows: map each back to its content by its (random) Message-ID.
+        ids = dict(
+            Receiver.select(Receiver.message_id_header, Receiver.id)
+            .where((Receiver.message == message_id) & (Receiver.id > last))
+            .tuples()
+            .iterator()
+        )
+        db.cursor().executemany(
+            content_sql,
+            [(ids[r["message_id_header"]], r["body_text"], r["body_html"], r["mime"])
+             for r in rows],
+        )  # fmt: skip
+        Message.update(lease_until=to_db(lease_until)).where(Message.id == message_id).execute()
+
+
+def finish_message(message_id: int) -> list[int]:
+    """Make the message deliverable; returns its receivers' ids in order."""
+    with writing():
+        Message.update(state="stored", lease_until=None).where(Message.id == message_id).execute()
+        query = (
+            Receiver.select(Receiver.id)
+            .where(Receiver.message == message_id)
+            .order_by(Receiver.id)
+            .tuples()
+        )
+        return [rid for (rid,) in query.iterator()]  # no cache of 100,000 model objects
+
+
+def discard_message(message_id: int) -> None:
+    with writing():
+        mine = Receiver.select(Receiver.id).where(Receiver.message == message_id)
+        Content.delete().where(Content.receiver.in_(mine)).execute()
+        Receiver.delete().where(Receiver.message == message_id).execute()
+        Message.delete().where(Message.id == message_id).execute()

@@ -1,0 +1,148 @@
+"""Reading: the receivers list with its filters, and one receiver in full."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import fn
+
+from devmsg.errors import NotFoundError
+from devmsg.models import SENDING, Content, Failure, Message, Receiver
+from devmsg.store.base import from_db, to_db, utcnow
+from devmsg.store.claims import _claimed
+
+LIST_FIELDS = (
+    Receiver.id,
+    Receiver.claimed_by,
+    Receiver.lease_until,
+    Receiver.next_attempt_at,
+    Receiver.message,
+    Message.type,
+    Receiver.created_at,
+    Receiver.address,
+    Receiver.name,
+    Receiver.language,
+    Receiver.subject,
+    Receiver.status,
+    Receiver.sent_count,
+    Receiver.failed_count,
+    Receiver.sent_at,
+)
+
+
+def _summary(row: dict, now: dt.datetime) -> dict:
+    held = row["claimed_by"] is not None and row["lease_until"] >= now
+    return {
+        "id": row["id"],
+        "message_id": row["message"],
+        "type": row["type"],
+        "created_at": from_db(row["created_at"]),
+        "to": row["address"],
+        "name": row["name"],
+        "language": row["language"],
+        "subject": row["subject"],
+        "status": SENDING if held else row["status"],
+        "sent_count": row["sent_count"],
+        "failed_count": row["failed_count"],
+        "sent_at": from_db(row["sent_at"]),
+        "next_attempt_at": _next_attempt(row),
+    }
+
+
+def _next_attempt(row: dict) -> dt.datetime | None:
+    """When resend-failed will try again: for failed receivers, after the backoff; for
+    queued ones, now (the next run)."""
+    if row["status"] in ("failed", "not_sent"):
+        return from_db(row["next_attempt_at"] or row["created_at"])
+    return None
+
+
+def list_receivers(
+    statuses: list[str] | None = None,
+    type: str | None = None,
+    to: str | None = None,
+    message: int | None = None,
+    sent_since: dt.datetime | None = None,
+    sent_until: dt.datetime | None = None,
+    sent_until_exclusive: bool = False,
+    limit: int = 50,
+) -> list[dict]:
+    """Receivers, newest first. `limit` 0 means all."""
+    now = utcnow()
+    query = Receiver.select(*LIST_FIELDS).join(Message).where(Message.state == "stored")
+    if statuses:
+        live = _claimed() & (Receiver.lease_until >= now)
+        not_live = (  # spelled out: NOT over a NULL comparison would drop rows
+            Receiver.claimed_by.is_null()
+            | Receiver.lease_until.is_null()
+            | (Receiver.lease_until < now)
+        )
+        wanted = [s for s in statuses if s != SENDING]
+        condition = Receiver.status.in_(wanted) & not_live if wanted else None
+        if SENDING in statuses:
+            condition = live if condition is None else (condition | live)
+        query = query.where(condition)
+    if type is not None:
+        query = query.where(Message.type == type)
+    if to is not None:
+        query = query.where(fn.LOWER(Receiver.address) == to.lower())
+    if message is not None:
+        query = query.where(Receiver.message == message)
+    if sent_since is not None:
+        query = query.where(Receiver.sent_at >= to_db(sent_since))
+    if sent_until is not None:
+        bound = to_db(sent_until)
+        query = query.where(
+            Receiver.sent_at < bound if sent_until_exclusive else Receiver.sent_at <= bound
+        )
+    query = query.order_by(Receiver.id.desc())
+    if limit:
+        query = query.limit(limit)
+    return [_summary(row, now) for row in query.dicts()]
+
+
+def get_receiver(receiver_id: int) -> dict:
+    row = (
+        Receiver.select(
+            *LIST_FIELDS,
+            Content.body_text,
+            Content.body_html,
+            Receiver.sent_to,
+            Receiver.message_id_header,
+            Message.template,
+            Message.context,
+            Message.metadata,
+            Message.created_by,
+            Message.sender,
+        )
+        .join(Message)
+        .switch(Receiver)
+        .join(Content)
+        .where(Receiver.id == receiver_id)
+        .dicts()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError(f"no receiver with id {receiver_id}")
+    detail = _summary(row, utcnow())
+    detail.update(
+        claimed_by=row["claimed_by"],
+        lease_until=from_db(row["lease_until"]),
+        sent_to=row["sent_to"],
+        message_id_header=row["message_id_header"],
+        sender=row["sender"],
+        template=row["template"],
+        context=row["context"],
+        metadata=row["metadata"],
+        created_by=row["created_by"],
+        body_text=row["body_text"],
+        body_html=row["body_html"],
+        failures=[
+            {"at": from_db(f["at"]), "error": f["error"], "traceback": f["traceback"]}
+            for f in Failure.select(Failure.at, Failure.error, Failure.traceback)
+            .where(Failure.receiver == receiver_id)
+            .order_by(Failure.id)
+            .dicts()
+        ],
+    )
+    return detail
