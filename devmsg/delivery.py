@@ -7,6 +7,11 @@ open), then commits the outcome, and in that same commit marks the next receiver
 started. So after a crash at most one receiver per connection is "in flight"; recovery
 records it as an interrupted attempt and retries it, and every other claimed receiver is
 simply released.
+
+A polite stop (the CLI turns SIGTERM and SIGINT into `request_stop`) ends every run in the
+process cleanly: no worker takes another receiver, the exchange in flight may finish (after
+STOP_GRACE seconds it is abandoned, and recorded as interrupted), each outcome is recorded,
+every claim is released, and the run raises `Interrupted`.
 """
 
 from __future__ import annotations
@@ -21,12 +26,71 @@ from dataclasses import dataclass, field
 
 from devmsg import store
 from devmsg.config import Config
+from devmsg.errors import Interrupted
 from devmsg.store import Outgoing, Policy
 
 Progress = Callable[[int, int], None]  # (done, total)
 
 DUE_BATCH = 25  # resend-failed claims this many at a time, so concurrent runs share the work
 ID_BATCH = 50
+STOP_GRACE = 5.0  # seconds an SMTP exchange in flight may take to finish after a stop
+
+
+class _StopRequest:
+    """A process-wide request to stop delivering (from a signal handler: it only sets an
+    event and starts a timer). After `grace` seconds the connections still talking are shut
+    down, so that a server that does not answer cannot keep the process."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self.exit_code = 1
+        self._transports: set = set()
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def request(self, reason: str, exit_code: int, grace: float) -> None:
+        self.reason, self.exit_code = reason, exit_code
+        self.event.set()
+        self._timer = threading.Timer(grace, self._abandon)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def clear(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.event.clear()
+
+    def track(self, transport, add: bool) -> None:
+        with self._lock:
+            (self._transports.add if add else self._transports.discard)(transport)
+
+    def _abandon(self) -> None:
+        with self._lock:
+            for transport in self._transports:
+                transport.abort()
+
+
+_STOP = _StopRequest()
+
+
+def request_stop(reason: str, exit_code: int = 1, grace: float = STOP_GRACE) -> None:
+    """Ask every delivery run in this process to stop politely (see the module's doc)."""
+    _STOP.request(reason, exit_code, grace)
+
+
+def stop_requested() -> bool:
+    return _STOP.event.is_set()
+
+
+def clear_stop() -> None:
+    _STOP.clear()
+
+
+def check_stop(doing: str) -> None:
+    """Raise Interrupted if a stop was requested while doing something (storing)."""
+    if _STOP.event.is_set():
+        raise Interrupted(f"stopped by {_STOP.reason} {doing}", _STOP.exit_code)
 
 
 def new_owner() -> str:
@@ -79,7 +143,10 @@ class Run:
         self._stop = threading.Event()
 
     def lease_until(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self.config.claim_lease
+        return store.lease_now() + self.config.claim_lease
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or _STOP.event.is_set()
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -115,6 +182,9 @@ class Run:
     def _run(self, next_batch: Callable[[], list[int]], workers: int) -> DeliveryReport:
         if workers <= 0:
             return self.report
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(done,), daemon=True)
+        heartbeat.start()
         try:
             if workers == 1:
                 self._worker(next_batch)
@@ -138,8 +208,32 @@ class Run:
                 if errors:
                     raise errors[0]
         finally:
+            done.set()
+            heartbeat.join()
             store.release_claims(self.owner)
+        if _STOP.event.is_set():
+            report, left = self.report, max(self.total - self.report.attempted, 0)
+            raise Interrupted(
+                f"stopped by {_STOP.reason}: attempted {report.attempted} (sent {report.sent}, "
+                f"failed {report.failed}, error {report.error}); {left} receivers not "
+                "attempted, left as they were, none held",
+                _STOP.exit_code,
+            )
         return self.report
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Renew this run's leases every third of a lease while it lives, even while every
+        worker waits on a slow server: a lease then means "the owner is alive", and only a
+        dead owner's claims ever run out. If the store cannot be reached, the run stops
+        taking receivers (its leases would run out under it)."""
+        interval = self.config.claim_lease.total_seconds() / 3
+        try:
+            while not done.wait(interval):
+                store.renew(self.owner, self.lease_until())
+        except Exception:
+            self._stop.set()
+        finally:
+            store.database.close()  # this thread's own connection
 
     def _thread(self, next_batch, errors: list[BaseException]) -> None:
         try:
@@ -154,17 +248,23 @@ class Run:
         from devmsg.transport import SmtpTransport
 
         with SmtpTransport(self.config.smtp) as transport:
-            while not self._stop.is_set():
-                batch = next_batch()
-                if not batch:
-                    return
-                self._deliver_batch(transport, store.outgoing(batch))
+            _STOP.track(transport, True)
+            try:
+                while not self._stopping():
+                    batch = next_batch()
+                    if not batch:
+                        return
+                    self._deliver_batch(transport, store.outgoing(batch))
+            finally:
+                _STOP.track(transport, False)
 
     def _deliver_batch(self, transport, rows: list[Outgoing]) -> None:
         from devmsg.transport import DeliveryFailure
 
         cfg = self.config
         sender = cfg.sender_address
+        if self._stopping():
+            return  # _run releases the batch
         try:
             transport.ensure_connected()
         except DeliveryFailure as failure:
@@ -175,17 +275,18 @@ class Run:
             return
         store.start_attempt(rows[0].id)
         for index, row in enumerate(rows):
-            if self._stop.is_set():
+            if self._stopping():
                 # Marked as started with the last outcome, but never tried: unmark it, so
                 # that _run releases it with the rest and no "interrupted" is recorded.
                 store.start_attempt(row.id, started=False)
                 return
-            self.maybe_renew()
             start_next = rows[index + 1].id if index + 1 < len(rows) else None
             to = cfg.redirect_to or row.envelope or _envelope(row.address)
             try:
                 transport.send(sender, to, row.mime)
             except DeliveryFailure as failure:
+                if transport.aborted:  # a stop abandoned it: it may have been delivered
+                    failure = _abandoned(failure)
                 self._record(row, failure, start_next)
                 if failure.connect_failed:
                     for rest in rows[index + 1 :]:
@@ -197,7 +298,7 @@ class Run:
     def _record(self, row: Outgoing, failure, start_next: int | None) -> None:
         status = store.record_failure(
             row.id, row.failed_count, failure.error, failure.traceback, failure.permanent,
-            self.policy, start_next,
+            self.policy, start_next, backoff=not failure.interrupted,
         )  # fmt: skip
         self._count(status)
 
@@ -214,6 +315,16 @@ class Run:
             if time.monotonic() - self._last_renew >= interval:
                 store.renew(self.owner, self.lease_until())
                 self._last_renew = time.monotonic()
+
+
+def _abandoned(failure):
+    from dataclasses import replace
+
+    error = (
+        f"interrupted attempt: stopped by {_STOP.reason}, the SMTP exchange was abandoned "
+        f"after {STOP_GRACE:g}s; it may have been delivered ({failure.error})"
+    )
+    return replace(failure, error=error, permanent=False, interrupted=True)
 
 
 def _envelope(address: str) -> str:

@@ -25,3 +25,11 @@ class StoreError(DevmsgError):
 
 class BusyError(DevmsgError):
     """Another process is delivering the receivers asked for."""
+
+
+class Interrupted(DevmsgError):
+    """A signal stopped devmsg politely: what it attempted is recorded, nothing is held."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

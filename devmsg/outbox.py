@@ -21,7 +21,7 @@ import peewee
 from devmsg import store
 from devmsg.config import Config, load_config, parse_duration
 from devmsg.db import make_durable, open_store, store_error
-from devmsg.delivery import DeliveryReport, Progress, Run
+from devmsg.delivery import DeliveryReport, Progress, Run, check_stop
 from devmsg.errors import BusyError, InputError, NotFoundError
 from devmsg.inputs import Recipient
 from devmsg.models import SENDING, STATUSES, JSONField
@@ -211,6 +211,7 @@ class Outbox:
                             ),  # fmt: skip
                         }
                     )
+                check_stop("while storing the message: nothing was stored or sent")
                 store.add_receivers(
                     message_id, rows, None if queue else run.owner, run.lease_until()
                 )
@@ -221,9 +222,11 @@ class Outbox:
             store.discard_message(message_id)
             raise
         report.message_id, report.receiver_ids = message_id, ids
-        if not queue:
-            run.deliver_ids(ids)
-        make_durable(self.db)
+        try:
+            if not queue:
+                run.deliver_ids(ids)
+        finally:
+            make_durable(self.db)
         return report
 
     # -- resend --------------------------------------------------------------------------
@@ -246,8 +249,10 @@ class Outbox:
                 f"receiver {rid} is being delivered by {owner} right now; nothing was sent"
                 + (f" ({len(held)} receivers held)" if len(held) > 1 else "")
             )
-        run.deliver_ids(ids)
-        make_durable(self.db)
+        try:
+            run.deliver_ids(ids)
+        finally:
+            make_durable(self.db)
         return report
 
     @_store_errors
@@ -256,9 +261,11 @@ class Outbox:
         passed, `not_sent` receivers nobody holds (queued, or left by a killed run), and
         receivers whose claim expired. `error` ones are left alone."""
         report = DeliveryReport()
-        Run(self.config, report, progress).deliver_due()
-        if report.attempted:
-            make_durable(self.db)
+        try:
+            Run(self.config, report, progress).deliver_due()
+        finally:
+            if report.attempted:
+                make_durable(self.db)
         return report
 
     # -- read ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A capturing SMTP server on loopback (aiosmtpd), for `devmsg demo`, the tests and the
 benchmarks. It accepts mail and keeps it in memory, and can be told to refuse chosen
 recipients with a real SMTP reply (4xx/5xx) or drop the connection, a number of times or
-always."""
+always, and can hold messages at DATA until told to let them through: tests synchronise on
+what the server has seen, never on how fast the machine is."""
 
 from __future__ import annotations
 
@@ -50,15 +51,21 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        received = Received(
+            envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)
+        )
         for rcpt in envelope.rcpt_tos:
             reply = self.server._reply_for(f"DATA {rcpt}")
+            if reply == "drop":  # accepted, then the connection is lost before the reply
+                self.server._store(received)
+                server.transport.close()
+                return "421 4.4.2 closing connection"
             if reply:
                 return reply
         if self.server.delay:
             await asyncio.sleep(self.server.delay)  # a remote server's latency, per message
-        self.server._store(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
-        )
+        await self.server._gate()
+        self.server._store(received)
         return "250 2.0.0 OK: queued"
 
 
@@ -81,6 +88,8 @@ class CapturingServer:
     _seen: set = field(default_factory=set)
     _rules: dict[str, _Rule] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _passes: int | None = None  # with hold_after: how many more go through; None: all
+    waiting: int = 0  # messages held at DATA right now
     _controller: Controller | None = None
 
     def start(self) -> CapturingServer:
@@ -111,9 +120,49 @@ class CapturingServer:
     def refuse(self, address: str, reply: str, times: int | None = None) -> None:
         """Answer RCPT TO `address` with `reply` (e.g. "451 4.3.0 try later"), or "drop" the
         connection; `times` times, or always. `address` "MAIL FROM" refuses the sender, and
-        "DATA <address>" refuses the message after DATA."""
+        "DATA <address>" refuses the message after DATA ("drop" there: the server takes the
+        message, then the connection is lost before its reply)."""
         with self._lock:
             self._rules[address.lower()] = _Rule(reply, times)
+
+    def hold_after(self, count: int = 0) -> None:
+        """Let `count` more messages through, then hold each later one at DATA (its
+        sender waits for the reply) until `release`."""
+        with self._lock:
+            self._passes = count
+
+    def release(self) -> None:
+        with self._lock:
+            self._passes = None
+
+    def wait_until(self, predicate, timeout: float = 60.0) -> None:
+        """Wait for the server to reach a state (`predicate(self)`); a generous timeout
+        only so that a broken test ends."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the SMTP server never reached the state waited for")
+            time.sleep(0.005)
+
+    async def _gate(self) -> None:
+        with self._lock:
+            if self._passes is None:
+                return
+            if self._passes > 0:
+                self._passes -= 1
+                return
+            self.waiting += 1
+        try:
+            while True:
+                with self._lock:
+                    if self._passes is None:
+                        return
+                await asyncio.sleep(0.005)
+        finally:
+            with self._lock:
+                self.waiting -= 1
 
     def accept(self, address: str) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from anything recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import socket
 import ssl
@@ -27,6 +28,7 @@ class DeliveryFailure(Exception):
     traceback: str  # the full traceback, for `devmsg show`
     permanent: bool
     connect_failed: bool = False  # no connection could be opened: the rest of a batch too
+    interrupted: bool = False  # abandoned by a stop: says nothing about the server
 
     def __str__(self) -> str:
         return self.error
@@ -53,6 +55,17 @@ class SmtpTransport:
     def __init__(self, smtp: SmtpConfig) -> None:
         self.config = smtp
         self._conn: smtplib.SMTP | None = None
+        self.aborted = False
+
+    def abort(self) -> None:
+        """From another thread: shut the connection down, so that an exchange waiting on
+        the server fails at once (a polite stop's grace period is over)."""
+        self.aborted = True
+        conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> SmtpTransport:
         return self

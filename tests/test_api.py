@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import backoff_passes
 
 from devmsg import DevmsgError, Outbox, Recipient
 
@@ -27,6 +28,8 @@ def test_api_send_list_show_resend_purge(config_path, smtp):
         assert not report.ok
         failed = outbox.list(statuses=["failed"])
         assert [r["to"] for r in failed] == ["b@example.com"]
+        assert outbox.resend_failed().attempted == 0  # within its backoff
+        backoff_passes()
         assert outbox.resend_failed().sent == 1
         assert outbox.show(report.receiver_ids[0])["subject"] == "Ny frist for A"
         purged = outbox.purge(older_than=dt.timedelta(days=0), dry_run=True)

@@ -162,7 +162,8 @@ def test_backoff_doubles_with_jitter_and_a_cap(home, smtp):
     assert show(cli)["next_attempt_at"] is None
 
 
-def test_zero_backoff_retries_on_every_run(cli, smtp):
+def test_zero_backoff_retries_on_every_run(home, smtp):
+    cli = Cli(write_project(home, smtp.port, extra='retry_backoff = "0s"\n'))
     smtp.refuse("a@example.com", "451 4.3.0 try later")
     cli(*SEND, "--to", "a@example.com")
     assert json.loads(cli("resend-failed", "--json").stdout)["attempted"] == 1

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PG_PASSWORD, STORE, Cli, run, spawn, sql, write_project
+from conftest import PG_PASSWORD, STORE, Cli, backoff_passes, run, spawn, sql, write_project
 
 from devmsg.config import load_config
 from devmsg.errors import ConfigError
@@ -126,7 +126,7 @@ def test_store_copy_sqlite_to_postgresql_and_back(home, smtp):
     # a SQLite store with history: sent, failed with failures, error, queued
     (home / "lite").mkdir()
     STORE["url"] = None
-    lite = Cli(write_project(home / "lite", smtp.port))
+    lite = Cli(write_project(home / "lite", smtp.port, extra='retry_backoff = "0s"\n'))
     STORE["url"] = pg_url
     smtp.refuse("later@example.com", "451 4.3.0 later")
     smtp.refuse("gone@example.com", "550 5.1.1 gone")
@@ -184,9 +184,12 @@ def test_four_senders_share_one_postgresql_store(home, smtp, closed_port):
     (home / "r.csv").write_text("address\n" + "".join(f"p{i}@example.com\n" for i in range(5000)))
     result = run(*SEND, "--receivers", "r.csv", cwd=home, timeout=300)
     assert result.returncode == 3, result.stderr
+    backoff_passes()
     config.write_text(config.read_text().replace(f"port = {closed_port}", f"port = {smtp.port}"))
-    smtp.delay = 0.002
+    smtp.hold_after(100)
     procs = [spawn("resend-failed", "--json", cwd=home) for _ in range(4)]
+    smtp.wait_until(lambda s: s.waiting == 4)  # all four are mid-exchange
+    smtp.release()
     reports = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)

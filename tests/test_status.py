@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from conftest import backoff_passes
+
 SEND = ("send", "--subject", "s", "--text", "t", "--type", "t")
 
 
@@ -16,12 +18,16 @@ def test_fail_fail_then_error_on_the_third_failure(cli, smtp):
     smtp.refuse("a@example.com", "451 4.3.0 try later")
     assert cli(*SEND, "--to", "a@example.com").exit_code == 3
     assert (status_of(cli)["status"], status_of(cli)["failed_count"]) == ("failed", 1)
+    # Within its backoff (retry_backoff, 5 minutes by default), cron leaves it alone.
+    assert json.loads(cli("resend-failed", "--json").stdout)["attempted"] == 0
 
+    backoff_passes()
     result = cli("resend-failed")
     assert result.exit_code == 0
     assert result.stdout == "resend-failed: attempted 1, sent 0, failed 1, error 0\n"
     assert (status_of(cli)["status"], status_of(cli)["failed_count"]) == ("failed", 2)
 
+    backoff_passes()
     result = cli("resend-failed", "--json")
     assert json.loads(result.stdout) == {"attempted": 1, "sent": 0, "failed": 0, "error": 1}
     assert (status_of(cli)["status"], status_of(cli)["failed_count"]) == ("error", 3)
@@ -79,9 +85,11 @@ def test_resend_failed_quiet_prints_only_when_something_failed(cli, smtp):
     smtp.refuse("b@example.com", "451 4.3.0 try later", times=1)
     smtp.refuse("c@example.com", "451 4.3.0 try later", times=2)
     cli(*SEND, "--to", "b@example.com", "--to", "c@example.com")
+    backoff_passes()
     result = cli("resend-failed", "--quiet")  # b goes, c fails again
     assert result.exit_code == 0
     assert result.stdout == "resend-failed: attempted 2, sent 1, failed 1, error 0\n"
+    backoff_passes()
     result = cli("resend-failed", "--quiet")  # c goes: nothing to report
     assert (result.exit_code, result.output) == (0, "")
 
@@ -91,6 +99,7 @@ def test_resend_failed_against_a_down_server_exits_zero_and_records(home, closed
 
     cli = Cli(write_project(home, closed_port))
     assert cli(*SEND, "--to", "a@example.com").exit_code == 3
+    backoff_passes()
     result = cli("resend-failed")
     assert result.exit_code == 0
     assert result.stdout == "resend-failed: attempted 1, sent 0, failed 1, error 0\n"

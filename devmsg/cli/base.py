@@ -140,6 +140,34 @@ def _with_progress(label: str, work, minimum: int = 20):
         bar.close()
 
 
+def _deliver(label: str, work):
+    """Run a delivering command's `work(progress)`: a progress bar for long runs, and a
+    polite stop on SIGTERM or SIGINT (see `devmsg.delivery`). The first signal asks the run
+    to stop: it finishes or abandons the exchange in flight, records it, releases every
+    claim, and `Interrupted` becomes one line and exit 143 or 130. A second signal ends the
+    process at once; the leases then cover what it held."""
+    import os
+    import signal
+
+    from devmsg import delivery
+
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        if delivery.stop_requested():
+            os.write(2, f"Error: second {name}: stopped at once; what it held is retried "
+                        "when its lease runs out\n".encode())  # fmt: skip
+            os._exit(128 + signum)
+        delivery.request_stop(name, 128 + signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _with_progress(label, work)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        delivery.clear_stop()
+
+
 def _summary(report, what: str) -> str:
     return (
         f"{what}: attempted {report.attempted}, sent {report.sent}, "

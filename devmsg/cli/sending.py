@@ -8,11 +8,11 @@ import typer
 
 from devmsg.cli.base import (
     EXIT_NOT_SENT,
+    _deliver,
     _echo,
     _outbox,
     _print_json,
     _summary,
-    _with_progress,
     app,
 )
 from devmsg.errors import DevmsgError
@@ -95,7 +95,7 @@ def send(
     else:
         recipients = read_receivers(receivers, language)
     outbox = _outbox(ctx)
-    report = _with_progress(
+    report = _deliver(
         "Sending",
         lambda bar: outbox.send(
             type=type,
@@ -143,7 +143,7 @@ def resend(
     Example: devmsg resend 41 42
     """
     outbox = _outbox(ctx)
-    report = _with_progress("Resending", lambda bar: outbox.resend(receiver_ids, progress=bar))
+    report = _deliver("Resending", lambda bar: outbox.resend(receiver_ids, progress=bar))
     if json_output:
         _print_json(report.as_dict())
     else:
@@ -166,7 +166,7 @@ def resend_failed(
     Example (crontab): */10 * * * * devmsg --config /srv/app/devmsg.toml resend-failed --quiet
     """
     outbox = _outbox(ctx)
-    report = _with_progress("Resending", lambda bar: outbox.resend_failed(progress=bar))
+    report = _deliver("Resending", lambda bar: outbox.resend_failed(progress=bar))
     if json_output:
         _print_json(report.as_dict())
     elif not quiet or not report.ok:

@@ -10,6 +10,7 @@ from devmsg.store.base import (
     INSERT_CHUNK,
     from_db,
     insert_sql,
+    lease_now,
     to_db,
     utcnow,
     writing,
@@ -34,7 +35,8 @@ from devmsg.store.queries import get_receiver, list_receivers
 __all__ = [
     "INSERT_CHUNK", "INTERRUPTED", "Outgoing", "Policy", "add_receivers", "begin_message",
     "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
-    "finish_message", "from_db", "get_receiver", "insert_sql", "list_receivers", "outgoing",
+    "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
+    "outgoing",
     "purge", "record_failure", "record_success", "recover_expired", "release_claims",
     "renew", "start_attempt", "to_db", "utcnow", "writing",
 ]  # fmt: skip

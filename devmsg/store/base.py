@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 from contextlib import contextmanager
 
+import peewee
 from peewee import SqliteDatabase
 
 from devmsg.models import database
@@ -36,18 +37,32 @@ _writers = threading.RLock()
 
 
 @contextmanager
-def writing(immediate: bool = False):
-    """A write transaction. `immediate` takes the database's write lock at once (SQLite:
-    BEGIN IMMEDIATE), for every read-then-write, so that two processes can never both read
-    "free" and both take it."""
+def writing():
+    """A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE):
+    a deferred transaction that reads and then writes gets SQLITE_BUSY at its first write
+    without SQLite's busy handler ever waiting, so concurrent writers would fail instead of
+    queueing for `busy_timeout`; and two processes can never both read "free" and both take
+    it. A raw driver error (from a cursor used directly) leaves as peewee's own, which the
+    Outbox turns into one StoreError."""
     db = database.obj
-    with _writers:
-        if immediate and isinstance(db, SqliteDatabase):
+    with _writers, peewee.__exception_wrapper__:
+        if isinstance(db, SqliteDatabase):
             with db.atomic("IMMEDIATE"):
                 yield
         else:
             with db.atomic():
                 yield
+
+
+def lease_now() -> dt.datetime:
+    """Now, on the clock leases are set and compared on. SQLite is one host's file: this
+    process's clock. PostgreSQL is shared by hosts whose clocks may disagree: the database's
+    own clock, so that a host whose clock runs ahead never takes another's live claim."""
+    db = database.obj
+    if isinstance(db, SqliteDatabase):
+        return dt.datetime.now(dt.UTC)
+    (value,) = db.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()
+    return value.replace(tzinfo=dt.UTC)
 
 
 def _lock(query):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from peewee import chunked, fn
 
 from devmsg.models import Content, Message, Receiver
-from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, to_db, utcnow, writing
+from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, lease_now, to_db, utcnow, writing
 from devmsg.store.outcomes import _record_failure
 
 
@@ -61,16 +61,18 @@ def existing_ids(ids: list[int]) -> set[int]:
 
 def recover_expired(policy: Policy) -> int:
     """Claims whose lease ran out: an attempt that had started is recorded as interrupted
-    (a temporary failure); every such claim is released. Messages left `storing` by a dead
-    sender are removed. Returns how many receivers were released."""
-    now = utcnow()
-    with writing(immediate=True):
+    (a failure that counts toward resend_limit, but due again at once: it says nothing about
+    the mail server, so it gets no backoff); every such claim is released. Messages left
+    `storing` by a dead sender are removed. Returns how many receivers were released.
+    Leases are compared on the lease clock; the failure is timed on this process's."""
+    now, lease_now_ = utcnow(), to_db(lease_now())
+    with writing():
         query = _for_update(
             Receiver.select(
                 Receiver.id, Receiver.attempt_started_at, Receiver.failed_count,
                 Receiver.claimed_by,
             )
-            .where(_claimed() & (Receiver.lease_until < now))
+            .where(_claimed() & (Receiver.lease_until < lease_now_))
             .tuples()
         )  # fmt: skip
         expired = list(query.iterator())  # tuples, not cached model objects
@@ -81,13 +83,15 @@ def recover_expired(policy: Policy) -> int:
                     "stopped (killed or crashed) before recording how it ended; its claim "
                     "expired and this run recovered it."
                 )
-                _record_failure(rid, failed_count, INTERRUPTED, how, False, policy, now)
+                _record_failure(
+                    rid, failed_count, INTERRUPTED, how, False, policy, now, backoff=False
+                )
         for batch in chunked([row[0] for row in expired], INSERT_CHUNK):
             Receiver.update(claimed_by=None, lease_until=None, attempt_started_at=None).where(
                 Receiver.id.in_(batch)
             ).execute()
         dead = Message.select(Message.id).where(
-            (Message.state == "storing") & (Message.lease_until < now)
+            (Message.state == "storing") & (Message.lease_until < lease_now_)
         )
         doomed = Receiver.select(Receiver.id).where(Receiver.message.in_(dead))
         Content.delete().where(Content.receiver.in_(doomed)).execute()
@@ -121,7 +125,7 @@ def claim_due(
 ) -> list[int]:
     """Claim up to `limit` receivers that are due: failed within the limit or never
     attempted, not held by anyone, and past their next-attempt time."""
-    with writing(immediate=True):
+    with writing():
         ids = [
             r.id
             for r in _for_update(
@@ -145,8 +149,8 @@ def count_due(policy: Policy, due_before: dt.datetime) -> int:
 def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int, str]:
     """Claim exactly these receivers (a resend by hand), whatever their status. If another
     live claim holds any of them, claim none and return {id: holder}."""
-    now = utcnow()
-    with writing(immediate=True):
+    now = to_db(lease_now())
+    with writing():
         held = {}
         for batch in chunked(ids, INSERT_CHUNK):
             rows = _lock(

@@ -61,25 +61,31 @@ def record_failure(
     permanent: bool,
     policy: Policy,
     start_next: int | None = None,
+    backoff: bool = True,
 ) -> str:
     """Append the failure and count it: `error` at once when permanent, or when
-    failed_count > resend_limit; else `failed` until the backoff has passed."""
+    failed_count > resend_limit; else `failed` until the backoff has passed (or due at
+    once, without `backoff`)."""
     now = utcnow()
     with writing():
         status = _record_failure(
-            receiver_id, failed_count, error, traceback, permanent, policy, now
+            receiver_id, failed_count, error, traceback, permanent, policy, now, backoff
         )
         if start_next is not None:
             _execute("start", now, start_next)
     return status
 
 
-def _record_failure(receiver_id, failed_count, error, traceback, permanent, policy, now) -> str:
+def _record_failure(
+    receiver_id, failed_count, error, traceback, permanent, policy, now, backoff: bool = True
+) -> str:
+    """The failure entry and the new status. Without `backoff` (an interrupted attempt,
+    which says nothing about the server) the receiver is due again at once."""
     _execute("failure", receiver_id, now, error, traceback)
     failures = failed_count + 1
     if permanent or failures > policy.resend_limit:
         status, next_at = "error", None
     else:
-        status, next_at = "failed", policy.next_attempt(failures, now)
+        status, next_at = "failed", policy.next_attempt(failures, now) if backoff else now
     _execute("failed", status, next_at, receiver_id)
     return status

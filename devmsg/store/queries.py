@@ -8,7 +8,7 @@ from peewee import fn
 
 from devmsg.errors import NotFoundError
 from devmsg.models import SENDING, Content, Failure, Message, Receiver
-from devmsg.store.base import from_db, to_db, utcnow
+from devmsg.store.base import from_db, lease_now, to_db
 from devmsg.store.claims import _claimed
 
 LIST_FIELDS = (
@@ -68,7 +68,7 @@ def list_receivers(
     limit: int = 50,
 ) -> list[dict]:
     """Receivers, newest first. `limit` 0 means all."""
-    now = utcnow()
+    now = to_db(lease_now())  # "sending" is a live claim: the lease clock
     query = Receiver.select(*LIST_FIELDS).join(Message).where(Message.state == "stored")
     if statuses:
         live = _claimed() & (Receiver.lease_until >= now)
@@ -124,7 +124,7 @@ def get_receiver(receiver_id: int) -> dict:
     )
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
-    detail = _summary(row, utcnow())
+    detail = _summary(row, to_db(lease_now()))
     detail.update(
         claimed_by=row["claimed_by"],
         lease_until=from_db(row["lease_until"]),
