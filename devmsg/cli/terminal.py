@@ -2,7 +2,8 @@
 context, metadata and SMTP replies come from outside: a control character in them must
 never drive the terminal (ESC ] 0 ; retitles the window, ESC [ 2 J clears it, the one-byte
 CSI U+009B does the same on many terminals). Every console the CLI prints through renders
-C0 controls (but newline and tab), DEL and C1 visibly instead. `--json` output does not come
+C0 controls (but newline and tab), DEL and C1 visibly instead (rich's Text already drops
+BEL, BS, VT, FF and CR). `--json` output does not come
 through here: it stays exact (see `views.to_json`)."""
 
 from __future__ import annotations
