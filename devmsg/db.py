@@ -91,6 +91,8 @@ def store_error(name, busy_timeout: dt.timedelta, exc: Exception, context: str =
     if "locked" in text or "lock timeout" in text:
         waited = busy_timeout.total_seconds()
         return StoreError(f"{name}: the store is locked by another process (waited {waited:g}s)")
+    if "disk is full" in text or "No space left" in text:
+        return StoreError(f"{name}: the disk is full")
     if "readonly" in text or "read-only" in text:
         return StoreError(f"{name}: the store is read-only")
     return StoreError(f"{name}: {context}{text}")

@@ -30,7 +30,7 @@ def test_store_locked_past_the_busy_timeout(home, smtp):
     assert result.stderr == (
         f"Error: {home}/store/devmsg.sqlite3: the store is locked by another process (waited 1s)\n"
     )
-    assert 0.9 < waited < 5
+    assert waited >= 0.9  # it waited busy_timeout before giving up
     assert smtp.messages == []
 
 

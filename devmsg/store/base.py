@@ -46,12 +46,18 @@ def writing():
     Outbox turns into one StoreError."""
     db = database.obj
     with _writers, peewee.__exception_wrapper__:
-        if isinstance(db, SqliteDatabase):
-            with db.atomic("IMMEDIATE"):
+        try:
+            with db.atomic("IMMEDIATE") if isinstance(db, SqliteDatabase) else db.atomic():
                 yield
-        else:
-            with db.atomic():
-                yield
+        except peewee.OperationalError as exc:
+            # SQLite rolls back by itself on some errors (a full disk): peewee's ROLLBACK
+            # then fails and would hide the error that matters.
+            cause: BaseException | None = exc
+            while cause is not None and "no transaction is active" in str(cause):
+                cause = cause.__context__
+            if cause is None or cause is exc:
+                raise
+            raise cause from None
 
 
 def lease_now() -> dt.datetime:

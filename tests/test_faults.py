@@ -1,0 +1,129 @@
+"""What already holds under faults, kept by tests: a full disk, a corrupt store file,
+PostgreSQL restarted under a running resend-failed, and a connection lost after DATA."""
+
+from __future__ import annotations
+
+import collections
+import glob
+import os
+import sqlite3
+import subprocess
+
+import pytest
+from conftest import Cli, backoff_passes, run, spawn, sql, write_project
+
+SEND = ("send", "--type", "t", "--subject", "s", "--text", "t")
+
+
+@pytest.mark.sqlite_only
+def test_full_disk_is_one_line_stores_nothing_and_the_store_recovers(home, smtp):
+    disk = home / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs as root and must mount a tmpfs: {mounted.stderr}")
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        config = write_project(home, smtp.port)
+        config.write_text(config.read_text().replace("store/devmsg.sqlite3", "disk/s.sqlite3"))
+        cli = Cli(config)
+        assert cli(*SEND, "--to", "first@example.com").exit_code == 0
+        (home / "r.csv").write_text(
+            "address\n" + "".join(f"big{i}@example.com\n" for i in range(3000))
+        )
+        result = cli("send", "--type", "t", "--subject", "s", "--text", "x" * 2000,
+                     "--receivers", "r.csv")  # fmt: skip
+        assert result.exit_code == 1
+        assert result.stderr == f"Error: {disk}/s.sqlite3: the disk is full\n"
+        assert "Traceback" not in result.output
+
+        def rows():
+            conn = sqlite3.connect(disk / "s.sqlite3")
+            try:
+                return conn.execute(
+                    "select m.state, count(*) from receiver r join message m"
+                    " on m.id = r.message_id group by m.state"
+                ).fetchall()
+            finally:
+                conn.close()
+
+        assert rows() == [("stored", 1)]  # nothing of that send
+        # Space comes back (a smaller send fits): the store works and is intact.
+        assert cli(*SEND, "--to", "second@example.com").exit_code == 0
+        conn = sqlite3.connect(disk / "s.sqlite3")
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            conn.close()
+        assert rows() == [("stored", 2)]
+        assert sorted(smtp.recipients()) == ["first@example.com", "second@example.com"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.sqlite_only
+def test_corrupt_store_file_is_one_line(home, smtp):
+    config = write_project(home, smtp.port)
+    store = home / "store" / "devmsg.sqlite3"
+    store.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
+    for args in (("list",), (*SEND, "--to", "a@example.com"), ("resend-failed",)):
+        result = run("--config", str(config), *args, cwd=home)
+        assert result.returncode == 1, args
+        assert result.stderr.startswith(f"Error: {store}: "), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert smtp.messages == []
+
+
+def test_connection_lost_after_data_fails_only_that_receiver(home, smtp):
+    cli = Cli(write_project(home, smtp.port))
+    smtp.refuse("DATA d5@example.com", "drop", times=1)  # taken, then the reply is lost
+    to = [arg for i in range(10) for arg in ("--to", f"d{i}@example.com")]
+    result = cli(*SEND, *to, "--json")
+    assert result.exit_code == 3
+    rows = {r["to"]: r for r in __import__("json").loads(cli("list", "--json").stdout)}
+    assert {to: r["status"] for to, r in rows.items() if r["status"] != "sent"} == {
+        "d5@example.com": "failed"
+    }
+    [(error,)] = sql("select error from failure")
+    assert "connection lost" in error
+    backoff_passes()
+    assert cli("resend-failed").stdout == "resend-failed: attempted 1, sent 1, failed 0, error 0\n"
+    delivered = collections.Counter(smtp.recipients())
+    assert len(delivered) == 10
+    assert {a for a, n in delivered.items() if n > 1} == {"d5@example.com"}  # only that one
+
+
+@pytest.mark.postgres_only
+def test_postgresql_restarted_under_resend_failed_loses_nothing(home, smtp, closed_port):
+    data = os.environ.get("PGDATA_DEVMSG")
+    if not data:
+        pytest.skip("needs the throwaway cluster of .ci/postgres.sh (PGDATA_DEVMSG)")
+    config = write_project(home, closed_port, extra='claim_lease = "2s"\n')
+    (home / "r.csv").write_text("address\n" + "".join(f"p{i}@example.com\n" for i in range(100)))
+    assert run(*SEND, "--receivers", "r.csv", cwd=home).returncode == 3
+    backoff_passes()
+    config.write_text(config.read_text().replace(f"port = {closed_port}", f"port = {smtp.port}"))
+    smtp.hold_after(10)
+    proc = spawn("resend-failed", cwd=home)
+    smtp.wait_until(lambda s: s.waiting == 1)
+    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c",
+                    f"{pg_ctl} -D '{data}' -m fast -w restart >/dev/null"], check=True)  # fmt: skip
+    smtp.release()
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err  # one clear line
+    assert err.startswith("Error: postgresql://")
+    # After its leases run out, the next run delivers everything: nothing is lost.
+    import time
+
+    time.sleep(2.5)
+    result = run("resend-failed", "--json", cwd=home)
+    assert result.returncode == 0, result.stderr
+    delivered = collections.Counter(smtp.recipients())
+    assert len(delivered) == 100
+    assert sum(n - 1 for n in delivered.values()) <= 1
+    assert sql("select status, count(*) from receiver group by status") == [("sent", 100)]
