@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+import os
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,15 +51,31 @@ def catalog_path(locales: Path, language: str) -> Path:
     return locales / language / "LC_MESSAGES" / "messages.po"
 
 
+def catalog_stamp(locales: Path, language: str) -> tuple:
+    """What changes when the language's catalog files change: their modification times."""
+    po = _catalog_file(str(locales), language)
+    return _mtime(po), _mtime(po[:-3] + ".mo")
+
+
+@lru_cache(maxsize=64)
+def _catalog_file(locales: str, language: str) -> str:
+    return str(catalog_path(Path(locales), language))
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def load_translations(locales: Path, language: str, required: bool) -> NullTranslations:
     """The catalog for `language`: the `.mo` when it is newer than the `.po`, else the `.po`
     compiled in memory. A missing catalog is an error when `required` (Babel would quietly
     fall back to the untranslated text)."""
     po = catalog_path(locales, language)
-    mo = po.with_suffix(".mo")
-    po_mtime = po.stat().st_mtime_ns if po.is_file() else None
-    mo_mtime = mo.stat().st_mtime_ns if mo.is_file() else None
-    return _load_cached(po, mo, po_mtime, mo_mtime, language, required)
+    po_mtime, mo_mtime = catalog_stamp(locales, language)
+    return _load_cached(po, po.with_suffix(".mo"), po_mtime, mo_mtime, language, required)
 
 
 @lru_cache(maxsize=64)

@@ -67,6 +67,7 @@ def _eol(body: str) -> str:
     return body if not body or body.endswith("\n") else body + "\n"
 
 
+@functools.cache
 def _current_user() -> str:
     try:
         return getpass.getuser()
@@ -80,6 +81,16 @@ class Outbox:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.db = open_store(config)
+
+    @functools.cached_property
+    def _renderer(self):
+        """One Renderer for the Outbox's life, shared by every call and thread: each
+        template is compiled once (and again only when its file changes)."""
+        from devmsg.render import Renderer
+
+        cfg = self.config
+        return Renderer(cfg.templates, cfg.locales, cfg.languages, cfg.default_language,
+                        cfg.tzinfo)  # fmt: skip
 
     @classmethod
     def open(cls, config_path: str | os.PathLike[str] | None = None) -> Outbox:
@@ -118,7 +129,7 @@ class Outbox:
         from devmsg import i18n
         from devmsg.htmltext import html_to_text
         from devmsg.inputs import check_address
-        from devmsg.render import Rendered, Renderer, one_line
+        from devmsg.render import Rendered, one_line
 
         cfg = self.config
         context = dict(context or {})
@@ -139,9 +150,7 @@ class Outbox:
                 raise InputError("without --template, give --subject and --text or --html")
             inline = Rendered(one_line(subject), text or html_to_text(html or ""), html or "")
         else:
-            renderer = Renderer(
-                cfg.templates, cfg.locales, cfg.languages, cfg.default_language, cfg.tzinfo
-            )
+            renderer = self._renderer
             renderer.check_template(template)
 
         # Check every receiver before anything is stored; keep only what is needed, compact.
@@ -160,67 +169,76 @@ class Outbox:
         report = SendReport(queued=queue)
         run = Run(cfg, report, progress)
         date = mime.date_header(dt.datetime.now(dt.UTC))
-        message_id = store.begin_message(
-            {
-                "type": type.strip(),
-                "template": template,
-                "context": context,
-                "metadata": metadata,
-                "created_by": _current_user(),
-                "sender": cfg.sender,
-            },
-            run.lease_until(),
-        )
-        try:
-            for start in range(0, len(checked), RENDER_CHUNK):
-                rows = []
-                for address, name, lang in checked[start : start + RENDER_CHUNK]:
-                    if template is None:
-                        rendered = inline
-                    else:
-                        info = {"address": address.address, "name": name, "language": lang}
-                        rendered = renderer.render(template, context, info, lang)
-                    # What is stored is exactly what is sent: MIME ends a part with a newline.
-                    body_text, body_html = _eol(rendered.text), _eol(rendered.html)
-                    if "\x00" in body_text or "\x00" in body_html:
-                        raise InputError(
-                            f"{template or '--text/--html'}: the content contains a NUL "
-                            "character, which email cannot carry"
-                        )
-                    header_id = mime.new_message_id(cfg.sender)
-                    rows.append(
-                        {
-                            "address": address.address,
-                            "envelope_to": address.envelope,
-                            "name": name,
-                            "language": lang,
-                            "subject": rendered.subject,
-                            "body_text": body_text,
-                            "body_html": body_html,
-                            "message_id_header": header_id,
-                            "mime": mime.build(
-                                sender=cfg.sender,
-                                address=address.address if address.smtputf8 else address.envelope,
-                                name=name,
-                                subject=rendered.subject,
-                                text=body_text,
-                                html=body_html,
-                                message_id=header_id,
-                                date=date,
-                                smtputf8=address.smtputf8,
-                            ),  # fmt: skip
-                        }
+        owner = None if queue else run.owner
+        message = {
+            "type": type.strip(),
+            "template": template,
+            "context": context,
+            "metadata": metadata,
+            "created_by": _current_user(),
+            "sender": cfg.sender,
+        }
+
+        def rows_for(chunk) -> list[dict]:
+            rows = []
+            for address, name, lang in chunk:
+                if template is None:
+                    rendered = inline
+                else:
+                    info = {"address": address.address, "name": name, "language": lang}
+                    rendered = renderer.render(template, context, info, lang)
+                # What is stored is exactly what is sent: MIME ends a part with a newline.
+                body_text, body_html = _eol(rendered.text), _eol(rendered.html)
+                if "\x00" in body_text or "\x00" in body_html:
+                    raise InputError(
+                        f"{template or '--text/--html'}: the content contains a NUL "
+                        "character, which email cannot carry"
                     )
-                check_stop("while storing the message: nothing was stored or sent")
-                store.add_receivers(
-                    message_id, rows, None if queue else run.owner, run.lease_until()
+                header_id = mime.new_message_id(cfg.sender)
+                rows.append(
+                    {
+                        "address": address.address,
+                        "envelope_to": address.envelope,
+                        "name": name,
+                        "language": lang,
+                        "subject": rendered.subject,
+                        "body_text": body_text,
+                        "body_html": body_html,
+                        "message_id_header": header_id,
+                        "mime": mime.build(
+                            sender=cfg.sender,
+                            address=address.address if address.smtputf8 else address.envelope,
+                            name=name,
+                            subject=rendered.subject,
+                            text=body_text,
+                            html=body_html,
+                            message_id=header_id,
+                            date=date,
+                            smtputf8=address.smtputf8,
+                        ),  # fmt: skip
+                    }
                 )
-                if not queue:
-                    run.maybe_renew()
-            ids = store.finish_message(message_id)
-        except BaseException:
-            store.discard_message(message_id)
-            raise
+            return rows
+
+        if len(checked) <= RENDER_CHUNK:
+            # One transaction: the application's one-receiver-per-event path.
+            rows = rows_for(checked)
+            check_stop("while storing the message: nothing was stored or sent")
+            message_id, ids = store.store_message(message, rows, owner, run.lease_until())
+        else:
+            # Streamed in chunks, invisible to every other process until it is complete.
+            message_id = store.begin_message(message, run.lease_until())
+            try:
+                for start in range(0, len(checked), RENDER_CHUNK):
+                    rows = rows_for(checked[start : start + RENDER_CHUNK])
+                    check_stop("while storing the message: nothing was stored or sent")
+                    store.add_receivers(message_id, rows, owner, run.lease_until())
+                    if not queue:
+                        run.maybe_renew()
+                ids = store.finish_message(message_id)
+            except BaseException:
+                store.discard_message(message_id)
+                raise
         report.message_id, report.receiver_ids = message_id, ids
         try:
             if not queue:

@@ -9,6 +9,7 @@ filters ``format_date``, ``format_datetime`` and ``format_number`` in the receiv
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import traceback
@@ -56,6 +57,7 @@ class Renderer:
         self.default_language = default_language
         self.tz = tz
         self._envs: dict[str, jinja2.Environment] = {}
+        self._catalogs: dict[str, tuple] = {}  # language -> the catalog files' mtimes
         self._text_files: dict[str, bool] = {}
         self._combined_cache: dict[tuple, jinja2.Template] = {}
         # Splits the combined output; random, so that no context value can contain it.
@@ -64,7 +66,7 @@ class Renderer:
     def _has_text(self, name: str) -> bool:
         if name not in self._text_files:
             self._text_files[name] = (self.templates / name / "body.txt").is_file()
-        return self._text_files[name]
+        return self._text_files[name]  # looked at again by check_template, once a send
 
     # -- templates -----------------------------------------------------------------------
 
@@ -74,28 +76,35 @@ class Renderer:
         return sorted(p.name for p in self.templates.iterdir() if (p / "subject.txt").is_file())
 
     def check_template(self, name: str) -> None:
-        folder = self.templates / name
-        if not _NAME.match(name) or not folder.is_dir():
+        """The template exists and has its files (os.path: this runs on every API call)."""
+        folder = os.path.join(self.templates, name)
+        if not _NAME.match(name) or not os.path.isdir(folder):
             known = ", ".join(self.template_names()) or "none"
             raise InputError(f"unknown template {name!r} in {self.templates} (known: {known})")
         for required in ("subject.txt", "body.html"):
-            if not (folder / required).is_file():
-                raise InputError(f"{folder / required}: missing, every template needs it")
+            if not os.path.isfile(os.path.join(folder, required)):
+                raise InputError(f"{folder}/{required}: missing, every template needs it")
+        self._text_files[name] = os.path.isfile(os.path.join(folder, "body.txt"))
 
     def _env(self, language: str) -> jinja2.Environment:
+        """The language's environment, made once and kept: compiled templates live as long
+        as the Renderer (an Outbox's). Jinja's auto_reload recompiles a template whose
+        file changed; a changed catalog is installed again before the next render."""
         env = self._envs.get(language)
+        stamp = i18n.catalog_stamp(self.locales, language)
+        if env is not None and self._catalogs.get(language) != stamp:
+            self._install(env, language)
+            self._catalogs[language] = stamp
         if env is None:
             env = jinja2.Environment(
                 loader=jinja2.FileSystemLoader(self.templates),
                 autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
                 undefined=jinja2.StrictUndefined,
                 extensions=["jinja2.ext.i18n"],
-                auto_reload=False,  # one run renders the same files many times
+                auto_reload=True,  # a stat per file and render: edits show up at once
             )
-            translations = i18n.load_translations(
-                self.locales, language, required=language != self.default_language
-            )
-            env.install_gettext_translations(translations, newstyle=True)
+            self._install(env, language)
+            self._catalogs[language] = stamp
             tz = self.tz
             env.filters["format_date"] = lambda v, f="medium": i18n.format_date(
                 _defined(v), f, language, tz
@@ -106,6 +115,12 @@ class Renderer:
             env.filters["format_number"] = lambda v: i18n.format_number(_defined(v), language)
             self._envs[language] = env
         return env
+
+    def _install(self, env: jinja2.Environment, language: str) -> None:
+        translations = i18n.load_translations(
+            self.locales, language, required=language != self.default_language
+        )
+        env.install_gettext_translations(translations, newstyle=True)
 
     # -- rendering -----------------------------------------------------------------------
 

@@ -28,7 +28,13 @@ from devmsg.store.claims import (
     release_claims,
     renew,
 )
-from devmsg.store.create import add_receivers, begin_message, discard_message, finish_message
+from devmsg.store.create import (
+    add_receivers,
+    begin_message,
+    discard_message,
+    finish_message,
+    store_message,
+)
 from devmsg.store.outcomes import record_failure, record_success, start_attempt
 from devmsg.store.queries import get_receiver, list_receivers
 
@@ -38,5 +44,5 @@ __all__ = [
     "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
     "outgoing",
     "purge", "record_failure", "record_success", "recover_expired", "release_claims",
-    "renew", "start_attempt", "to_db", "utcnow", "writing",
+    "renew", "start_attempt", "store_message", "to_db", "utcnow", "writing",
 ]  # fmt: skip

@@ -7,7 +7,7 @@ import datetime as dt
 
 from peewee import fn
 
-from devmsg.models import Content, Message, Receiver, database
+from devmsg.models import Content, JSONField, Message, Receiver, database
 from devmsg.store.base import _param, insert_sql, to_db, utcnow, writing
 
 
@@ -28,39 +28,65 @@ _RECEIVER_COLUMNS = (
 _CONTENT_COLUMNS = ("receiver_id", "body_text", "body_html", "mime")
 
 
+def store_message(
+    message: dict, rows: list[dict], owner: str | None, lease_until: dt.datetime
+) -> tuple[int, list[int]]:
+    """A whole small message (one chunk of receivers) in one transaction, deliverable at
+    once: the path of an application sending to one or a few receivers per call. Returns
+    the message's id and its receivers' ids in order."""
+    db = database.obj
+    columns = ("created_at", "state", *_MESSAGE_COLUMNS)
+    values = [_param(db, utcnow()), "stored"]
+    values += [JSONField().db_value(message[c]) if c in _JSON else message[c]
+               for c in _MESSAGE_COLUMNS]  # fmt: skip
+    with writing():
+        sql = insert_sql(db, "message", columns) + " RETURNING id"
+        (message_id,) = db.execute_sql(sql, values).fetchone()
+        ids = _insert(db, message_id, rows, owner, lease_until, after=0)
+    return message_id, ids
+
+
+_MESSAGE_COLUMNS = ("type", "template", "context", "metadata", "created_by", "sender")
+_JSON = ("context", "metadata")
+
+
 def add_receivers(
     message_id: int, rows: list[dict], owner: str | None, lease_until: dt.datetime
 ) -> None:
-    """Insert one chunk of receivers, claimed by `owner` (a send) or free (a queue), with one
-    prepared statement (executemany): a peewee insert_many spent more time building SQL
-    than SQLite spent storing."""
+    """Insert one chunk of a message being stored (see `begin_message`)."""
     db = database.obj
-    now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
-    sql = insert_sql(db, "receiver", _RECEIVER_COLUMNS)
-    values = [
-        (message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
-         r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None)
-        for r in rows
-    ]  # fmt: skip
-    content_sql = insert_sql(db, "content", _CONTENT_COLUMNS)
     with writing():
         last = (
             Receiver.select(fn.MAX(Receiver.id)).where(Receiver.message == message_id).scalar() or 0
         )
-        db.cursor().executemany(sql, values)
-        # This message's new rows: map each back to its content by its (random) Message-ID.
-        ids = dict(
-            Receiver.select(Receiver.message_id_header, Receiver.id)
-            .where((Receiver.message == message_id) & (Receiver.id > last))
-            .tuples()
-            .iterator()
-        )
-        db.cursor().executemany(
-            content_sql,
-            [(ids[r["message_id_header"]], r["body_text"], r["body_html"], r["mime"])
-             for r in rows],
-        )  # fmt: skip
+        _insert(db, message_id, rows, owner, lease_until, after=last)
         Message.update(lease_until=to_db(lease_until)).where(Message.id == message_id).execute()
+
+
+def _insert(db, message_id, rows, owner, lease_until, after: int) -> list[int]:
+    """Insert receivers, claimed by `owner` (a send) or free (a queue), and their content,
+    each with one prepared statement (executemany): a peewee insert_many spent more time
+    building SQL than SQLite spent storing. Returns the new receivers' ids, in order."""
+    now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
+    db.cursor().executemany(
+        insert_sql(db, "receiver", _RECEIVER_COLUMNS),
+        [(message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
+          r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None)
+         for r in rows],
+    )  # fmt: skip
+    # This message's new rows: map each back to its content by its (random) Message-ID.
+    p = db.param
+    ids = dict(
+        db.execute_sql(
+            f"SELECT message_id_header, id FROM receiver WHERE message_id = {p} AND id > {p}",
+            (message_id, after),
+        ).fetchall()
+    )
+    db.cursor().executemany(
+        insert_sql(db, "content", _CONTENT_COLUMNS),
+        [(ids[r["message_id_header"]], r["body_text"], r["body_html"], r["mime"]) for r in rows],
+    )
+    return sorted(ids.values())
 
 
 def finish_message(message_id: int) -> list[int]:
