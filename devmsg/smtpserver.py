@@ -31,6 +31,12 @@ class _Rule:
 class _Handler:
     server: CapturingServer
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.server.pipelining:  # aiosmtpd handles pipelined commands; say so
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.server._count_session(session)
         reply = self.server._reply_for("MAIL FROM")
@@ -81,6 +87,7 @@ class CapturingServer:
     port: int = 0
     delay: float = 0.0
     smtputf8: bool = True
+    pipelining: bool = True  # offer RFC 2920 PIPELINING, as Postfix and Exim do
     username: str = ""  # when set, the server offers AUTH and requires this login
     password: str = ""
     messages: list[Received] = field(default_factory=list)

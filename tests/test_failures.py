@@ -16,6 +16,13 @@ from devmsg.smtpserver import CapturingServer
 SEND = ("send", "--type", "t", "--subject", "s", "--text", "t")
 
 
+@pytest.fixture(params=[True, False], ids=["pipelining", "lockstep"])
+def smtp(request):
+    """Every failure class through a server that offers PIPELINING and one that does not."""
+    with CapturingServer(pipelining=request.param) as server:
+        yield server
+
+
 def show(cli, rid=1):
     return json.loads(cli("show", str(rid), "--json").stdout)
 
