@@ -30,7 +30,7 @@ class SmtpConfig:
     security: str = "none"
     username: str = ""
     timeout: float = 30.0
-    connections: int = 1
+    connections: int = 4
 
     @property
     def password(self) -> str:

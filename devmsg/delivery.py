@@ -141,6 +141,10 @@ class Run:
         self._renew_lock = threading.Lock()
         self._last_renew = time.monotonic()
         self._stop = threading.Event()
+        self._pool_lock = threading.Condition()
+        self._connecting = 0  # workers opening a connection right now
+        self._live: set = set()  # transports of this run with a working connection
+        self._returned: list[list[int]] = []  # batches handed back by refused connections
 
     def lease_until(self) -> dt.datetime:
         return store.lease_now() + self.config.claim_lease
@@ -153,13 +157,15 @@ class Run:
     def deliver_ids(self, ids: list[int]) -> DeliveryReport:
         """Deliver receivers this run has already claimed, in order."""
         self.total = len(ids)
-        batches = iter([ids[i : i + ID_BATCH] for i in range(0, len(ids), ID_BATCH)])
+        workers = min(self.config.smtp.connections, len(ids))
+        size = max(1, min(ID_BATCH, -(-len(ids) // max(workers, 1))))  # every connection busy
+        batches = iter([ids[i : i + size] for i in range(0, len(ids), size)])
 
         def next_batch() -> list[int]:
             with self._source_lock:
                 return next(batches, [])
 
-        return self._run(next_batch, workers=min(self.config.smtp.connections, len(ids)))
+        return self._run(next_batch, workers=workers)
 
     def deliver_due(self) -> DeliveryReport:
         """resend-failed: claim due receivers in small batches until none is left. Only what
@@ -251,49 +257,115 @@ class Run:
             _STOP.track(transport, True)
             try:
                 while not self._stopping():
-                    batch = next_batch()
+                    batch = self._next(next_batch, transport)
                     if not batch:
                         return
-                    self._deliver_batch(transport, store.outgoing(batch))
+                    if not self._deliver_batch(transport, store.outgoing(batch)):
+                        return  # the server refused this connection; the others go on
             finally:
                 _STOP.track(transport, False)
+                self._disconnected(transport)
 
-    def _deliver_batch(self, transport, rows: list[Outgoing]) -> None:
+    # -- connections that adapt ------------------------------------------------------------
+    # A server may refuse connections beyond what it allows (421 at the greeting, a refused
+    # connect). While another connection of this run works, such a refusal fails nothing:
+    # the worker hands its batch back and ends, and the run goes on with the connections it
+    # has (Postfix's concurrency feedback). Only when no connection can be had are the
+    # batch's receivers failed. The hand-back and a worker's last look for work happen under
+    # one lock, so no batch handed back is ever left behind.
+
+    def _next(self, next_batch: Callable[[], list[int]], transport) -> list[int]:
+        with self._pool_lock:
+            if self._returned:
+                return self._returned.pop()
+        batch = next_batch()
+        if batch:
+            return batch
+        with self._pool_lock:
+            return self._returned.pop() if self._returned else []
+
+    def _connect(self, transport):
+        """Open this worker's connection if it has none; the DeliveryFailure, or None."""
+        from devmsg.transport import DeliveryFailure
+
+        if transport.connected:
+            return None
+        with self._pool_lock:
+            self._connecting += 1
+        failure = None
+        try:
+            transport.ensure_connected()
+        except DeliveryFailure as exc:
+            failure = exc
+        finally:
+            with self._pool_lock:
+                self._connecting -= 1
+                if failure is None:
+                    self._live.add(transport)
+                self._pool_lock.notify_all()
+        return failure
+
+    def _disconnected(self, transport) -> None:
+        with self._pool_lock:
+            self._live.discard(transport)
+            self._pool_lock.notify_all()
+
+    def _hand_back(self, transport, ids: list[int]) -> bool:
+        """Give the batch to the run's other connections, if one works (waiting for those
+        still connecting to know)."""
+        with self._pool_lock:
+            self._live.discard(transport)
+            while not self._live and self._connecting:
+                self._pool_lock.wait()
+            if not self._live:
+                return False
+            self._returned.append(ids)
+            return True
+
+    def _deliver_batch(self, transport, rows: list[Outgoing]) -> bool:
+        """Deliver a batch over this worker's connection. False: the server refused the
+        connection and the batch went back to the run's other connections."""
         from devmsg.transport import DeliveryFailure
 
         cfg = self.config
         sender = cfg.sender_address
         if self._stopping():
-            return  # _run releases the batch
-        try:
-            transport.ensure_connected()
-        except DeliveryFailure as failure:
-            # One failed connection stands for the batch: each receiver is recorded, none
-            # is attempted on a server we cannot reach.
+            return True  # _run releases the batch
+        failure = self._connect(transport)
+        if failure is not None:
+            if self._hand_back(transport, [row.id for row in rows]):
+                return False
+            # No connection can be had: one failed connection stands for the batch, each
+            # receiver is recorded, none is attempted on a server we cannot reach.
             for row in rows:
                 self._record(row, failure, None)
-            return
+            return True
         store.start_attempt(rows[0].id)
         for index, row in enumerate(rows):
             if self._stopping():
                 # Marked as started with the last outcome, but never tried: unmark it, so
                 # that _run releases it with the rest and no "interrupted" is recorded.
                 store.start_attempt(row.id, started=False)
-                return
+                return True
             start_next = rows[index + 1].id if index + 1 < len(rows) else None
             to = cfg.redirect_to or row.envelope or _envelope(row.address)
             try:
                 transport.send(sender, to, row.mime)
             except DeliveryFailure as failure:
+                if failure.connect_failed:  # a reconnect was refused: nothing was tried
+                    store.start_attempt(row.id, started=False)
+                    if self._hand_back(transport, [r.id for r in rows[index:]]):
+                        return False
                 if transport.aborted:  # a stop abandoned it: it may have been delivered
                     failure = _abandoned(failure)
                 self._record(row, failure, start_next)
                 if failure.connect_failed:
                     for rest in rows[index + 1 :]:
                         self._record(rest, failure, None)
-                    return
+                    return True
             else:
                 self._count(store.record_success(row.id, to, start_next))
+        return True
 
     def _record(self, row: Outgoing, failure, start_next: int | None) -> None:
         status = store.record_failure(

@@ -11,10 +11,23 @@ import threading
 
 
 class DelayProxy:
-    def __init__(self, target_port: int, delay: float = 0.0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_port: int,
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+        max_connections: int | None = None,
+        refuse_with: bytes = b"421 4.7.0 too many connections\r\n",
+    ) -> None:
+        """`max_connections`: past that many at once, a new connection gets `refuse_with`
+        (an SMTP greeting that refuses; b"" just closes it) and is closed."""
         self.target = (host, target_port)
         self.delay = delay
         self.host = host
+        self.max_connections = max_connections
+        self.refuse_with = refuse_with
+        self.active = 0
+        self.refused = 0
         self.port = 0
         self.client_chunks: list[bytes] = []  # what clients wrote, as each read got it
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,16 +74,27 @@ class DelayProxy:
         self._loop = None
 
     async def _handle(self, reader, writer) -> None:
+        if self.max_connections is not None and self.active >= self.max_connections:
+            self.refused += 1
+            writer.write(self.refuse_with)
+            with contextlib.suppress(OSError):
+                await writer.drain()
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
-        await asyncio.gather(
-            self._pump(reader, up_writer, record=True),
-            self._pump(up_reader, writer, record=False),
-            return_exceptions=True,
-        )
+        self.active += 1
+        try:
+            await asyncio.gather(
+                self._pump(reader, up_writer, record=True),
+                self._pump(up_reader, writer, record=False),
+                return_exceptions=True,
+            )
+        finally:
+            self.active -= 1
 
     async def _pump(self, source, target, record: bool) -> None:
         loop = asyncio.get_running_loop()

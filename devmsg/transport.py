@@ -102,6 +102,10 @@ class SmtpTransport:
             raise
         return conn
 
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
     def ensure_connected(self) -> None:
         """Open the connection if there is none. Raises DeliveryFailure(connect_failed)."""
         if self._conn is None:

@@ -29,7 +29,9 @@ def test_a_host_whose_clock_runs_ahead_leaves_live_claims_alone(home, smtp):
     ahead = faketime("+10m")
     skewed_now = run("list", "--json", cwd=home, env=ahead)
     assert skewed_now.returncode == 0, skewed_now.stderr
-    write_project(home, smtp.port)  # the default claim_lease: 5 minutes
+    write_project(
+        home, smtp.port, smtp_extra="connections = 1\n"
+    )  # the default claim_lease: 5 minutes
     (home / "r.csv").write_text("address\n" + "".join(f"c{i}@example.com\n" for i in range(50)))
     smtp.hold_after(5)
     proc = spawn("send", "--type", "t", "--subject", "s", "--text", "t", "--receivers", "r.csv",

@@ -111,7 +111,7 @@ def test_unreachable_server_costs_one_connection_per_batch_not_per_receiver(home
         result = cli(*SEND, *to)
         assert result.exit_code == 3
         assert result.stdout == "message 1: attempted 120, sent 0, failed 120, error 0\n"
-        assert server.connections <= 3  # batches of 50, not 120 connections
+        assert server.connections <= 4  # one a batch (4 connections, 30 each), not 120
         for rid in (1, 60, 120):
             shown = show(cli, rid)
             assert shown["status"] == "failed"

@@ -101,7 +101,9 @@ def test_postgresql_restarted_under_resend_failed_loses_nothing(home, smtp, clos
     data = os.environ.get("PGDATA_DEVMSG")
     if not data:
         pytest.skip("needs the throwaway cluster of .ci/postgres.sh (PGDATA_DEVMSG)")
-    config = write_project(home, closed_port, extra='claim_lease = "2s"\n')
+    config = write_project(
+        home, closed_port, extra='claim_lease = "2s"\n', smtp_extra="connections = 1\n"
+    )
     (home / "r.csv").write_text("address\n" + "".join(f"p{i}@example.com\n" for i in range(100)))
     assert run(*SEND, "--receivers", "r.csv", cwd=home).returncode == 3
     backoff_passes()

@@ -180,7 +180,7 @@ def test_store_copy_sqlite_to_postgresql_and_back(home, smtp):
 
 @pytest.mark.postgres_only
 def test_four_senders_share_one_postgresql_store(home, smtp, closed_port):
-    config = write_project(home, closed_port)
+    config = write_project(home, closed_port, smtp_extra="connections = 1\n")
     (home / "r.csv").write_text("address\n" + "".join(f"p{i}@example.com\n" for i in range(5000)))
     result = run(*SEND, "--receivers", "r.csv", cwd=home, timeout=300)
     assert result.returncode == 3, result.stderr

@@ -24,7 +24,7 @@ def statuses(home):
 def make_failed(home, port, count, closed_port, extra=""):
     """`count` receivers that failed once (server down), due again (their backoff passed),
     then point the config at `port`."""
-    config = write_project(home, closed_port, extra=extra)
+    config = write_project(home, closed_port, extra=extra, smtp_extra="connections = 1\n")
     (home / "r.csv").write_text("address\n" + "".join(f"r{i}@example.com\n" for i in range(count)))
     result = run("send", "--type", "t", "--subject", "s", "--text", "t", "--receivers", "r.csv",
                  cwd=home)  # fmt: skip
@@ -107,7 +107,7 @@ def _check_recovered(smtp, total):
 
 
 def test_killed_send_loses_nothing(home, smtp):
-    write_project(home, smtp.port, extra='claim_lease = "2s"\n')
+    write_project(home, smtp.port, extra='claim_lease = "2s"\n', smtp_extra="connections = 1\n")
     (home / "r.csv").write_text("address\n" + "".join(f"k{i}@example.com\n" for i in range(150)))
     smtp.hold_after(40)
     proc = spawn("send", "--type", "t", "--subject", "s", "--text", "t", "--receivers", "r.csv",

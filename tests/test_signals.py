@@ -57,7 +57,7 @@ def test_signal_mid_exchange_finishes_it_records_and_releases_everything(home, s
 
 
 def test_server_that_never_answers_is_abandoned_after_the_grace(home, smtp):
-    config = write_project(home, smtp.port)
+    config = write_project(home, smtp.port, smtp_extra="connections = 1\n")
     config.write_text(config.read_text().replace("timeout = 5", "timeout = 60"))
     receivers_file(home, 30)
     smtp.hold_after(5)
@@ -98,7 +98,7 @@ def test_signal_to_resend_failed_between_receivers(home, smtp, closed_port):
 
 
 def test_a_second_signal_ends_at_once_and_the_leases_cover_the_rest(home, smtp):
-    write_project(home, smtp.port)
+    write_project(home, smtp.port, smtp_extra="connections = 1\n")
     receivers_file(home, 50)
     smtp.hold_after(3)
     proc = spawn(*SEND, cwd=home)

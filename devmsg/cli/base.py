@@ -159,6 +159,10 @@ def _deliver(label: str, work):
             os._exit(128 + signum)
         delivery.request_stop(name, 128 + signum)
 
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _with_progress(label, work)  # signals reach the main thread only
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return _with_progress(label, work)
