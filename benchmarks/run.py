@@ -1,7 +1,7 @@
 """devmsg benchmarks: run by hand, not in CI.
 
     python benchmarks/run.py                      # N = 2000, 5 repeats, and the 1M-row scale case
-    python benchmarks/run.py --n 500 --repeats 3 --scale 0
+    python benchmarks/run.py --n 500 --repeats 3 --scale 0 --network-n 0
 
 Starts its own SMTP server on loopback (aiosmtpd, in a separate process, optionally taking a
 few milliseconds a message), builds its own stores in a temporary folder, runs each case
@@ -37,12 +37,18 @@ CONTEXT = (
 # --- the SMTP server, in its own process ---------------------------------------------------
 
 
-def _serve(port: int, delay: float, counter, ready, stop) -> None:
+def _serve(port: int, delay: float, counter, ready, stop, pipelining: bool) -> None:
     import asyncio
 
     from aiosmtpd.controller import Controller
 
     class Sink:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            if pipelining:
+                responses.insert(-1, "250-PIPELINING")
+            return responses
+
         async def handle_DATA(self, server, session, envelope):
             if delay:
                 await asyncio.sleep(delay)
@@ -58,14 +64,15 @@ def _serve(port: int, delay: float, counter, ready, stop) -> None:
 
 
 class Server:
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, pipelining: bool = True) -> None:
         from devmsg.smtpserver import free_port
 
         self.port = free_port()
         self.counter = multiprocessing.Value("q", 0)
         ready, self.stop_event = multiprocessing.Event(), multiprocessing.Event()
         self.process = multiprocessing.Process(
-            target=_serve, args=(self.port, delay, self.counter, ready, self.stop_event)
+            target=_serve,
+            args=(self.port, delay, self.counter, ready, self.stop_event, pipelining),
         )
         self.process.start()
         if not ready.wait(30):
@@ -189,8 +196,75 @@ def raw_threads(server: Server, n: int, sample: bytes, threads: int) -> float:
 
 
 def sample_message(folder: Path) -> bytes:
+    from devmsg.content import email
+
     with sqlite3.connect(folder / "devmsg.sqlite3") as conn:
-        return conn.execute("select mime from content order by receiver_id limit 1").fetchone()[0]
+        packed = conn.execute("select email from content order by receiver_id limit 1").fetchone()
+    return email(packed[0])
+
+
+def bytes_per_receiver(folder: Path, n: int) -> float:
+    """The store file's size over its receivers, after a checkpoint (the WAL folded in)."""
+    store = folder / "devmsg.sqlite3"
+    with sqlite3.connect(store) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return store.stat().st_size / n
+
+
+API = """
+import statistics, sys, time
+from devmsg import Outbox, Recipient
+
+context = {"assignment": "Oblig 2", "deadline": "2026-12-04T23:59:00+01:00",
+           "reason": "The exam office asked for one more week.",
+           "url": "https://devilry.example/assignment/2"}
+times = []
+with Outbox.open("devmsg.toml") as outbox:
+    for i in range(int(sys.argv[1])):
+        started = time.perf_counter()
+        outbox.send(template="deadline_moved", type="deadline_moved", context=context,
+                    queue=True, recipients=[Recipient(f"u{i}@example.com", f"User {i}",
+                                                      ("nb", "en")[i % 2])])
+        times.append(time.perf_counter() - started)
+print(statistics.median(times[20:]) * 1000)
+"""
+
+
+def api_call_ms(folder: Path, calls: int) -> float:
+    """An application: one long-lived Outbox, one single-receiver send(queue=True) per
+    event; the median ms a call (the first 20 calls, which compile, left out)."""
+    reset_store(folder)
+    out = subprocess.run([sys.executable, "-c", API, str(calls)], cwd=folder, check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return float(out)
+
+
+def network_case(work: Path, n: int, results: Results) -> dict:
+    """A relay a network round trip away: a proxy adds 10 ms each way (20 ms round trip)
+    between devmsg and the server. resend-failed over N queued receivers, messages/s."""
+    from devmsg.proxy import DelayProxy
+
+    print(f"\nnetwork: 10 ms each way (a 20 ms round trip), N={n}, messages/s")
+    csv_n = receivers_csv(work / f"net{n}.csv", n)
+    out = {}
+    for pipelining in (True, False):
+        server = Server(pipelining=pipelining)
+        try:
+            with DelayProxy(server.port, delay=0.010) as proxy:
+                for connections in (1, 4, 16):
+                    folder = project(work / f"net-{pipelining}-{connections}", proxy.port,
+                                     connections)  # fmt: skip
+                    reset_store(folder)
+                    run(send_args(csv_n, queue=True), folder)
+                    before = server.received
+                    wall, _ = run(["resend-failed", "--quiet"], folder)
+                    assert server.received - before == n, (server.received - before, n)
+                    mode = "PIPELINING" if pipelining else "lockstep"
+                    name = f"{connections} connection{'s' * (connections > 1)}, {mode}"
+                    out[(connections, pipelining)] = results.add(name, "msg/s", [n / wall])
+        finally:
+            server.close()
+    return out
 
 
 def main() -> None:
@@ -209,6 +283,10 @@ def main() -> None:
         default=100_000,
         help="receivers for the send peak-RSS case; 0 skips it",
     )
+    parser.add_argument(
+        "--network-n", type=int, default=1000,
+        help="receivers for the network case (20 ms round trip); 0 skips it",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="where to build the stores")
     args = parser.parse_args()
     n, repeats = args.n, args.repeats
@@ -227,6 +305,14 @@ def main() -> None:
         copy_store(one / "devmsg.sqlite3", base)
         sample = sample_message(one)
         print(f"\nmessage size {len(sample)} bytes (text + HTML)\n")
+        print("store")
+        size = results.add("0a store bytes per receiver (N queued)", "B",
+                           [bytes_per_receiver(one, n)])  # fmt: skip
+        print("\napplication: a long-lived Outbox, one receiver per call")
+        api_dir = project(work / "api", fast.port)
+        api = results.add("0b api: send(queue=True), median per call", "ms",
+                          [api_call_ms(api_dir, 500) for _ in range(repeats)])  # fmt: skip
+        print()
 
         print("throughput (whole processes, seconds for N)")
         ceil = results.add("1 ceiling: smtplib, one connection", "s",
@@ -279,6 +365,8 @@ def main() -> None:
         idle_wall = results.add("6a idle tick wall", "s", [t[0] for t in ticks])
         idle_rss = results.add("6b idle tick peak RSS", "MB", [t[1] for t in ticks])
 
+        net = network_case(work, args.network_n, results) if args.network_n else {}
+
         scale = {}
         if args.scale:
             scale = scale_cases(work, fast, args.scale, repeats, results)
@@ -302,7 +390,18 @@ def main() -> None:
         ("  reference: smtplib 4 / 1 threads", raw1 / raw4, "", 0),
         ("idle tick wall, ms", idle_wall * 1000, "<=", 150),
         ("idle tick peak RSS, MB", idle_rss, "<=", 45),
+        ("store bytes per receiver", size, "<=", 1536),
+        ("api: ms per single-receiver send(queue=True)", api, "<=", 1.5),
     ]
+    if net:
+        checks += [
+            ("network: 1 connection, PIPELINING, msg/s", net[(1, True)], ">=", 0.8 / 0.04),
+            ("network: default (4, PIPELINING), msg/s", net[(4, True)], ">=", 80),
+            ("network: 16 / 1 connections, PIPELINING", net[(16, True)] / net[(1, True)],
+             ">=", 12),
+            ("  network: PIPELINING / lockstep, 1 connection",
+             net[(1, True)] / net[(1, False)], "", 0),
+        ]  # fmt: skip
     if "list" in scale:
         checks += [
             (f"list first page at {args.scale:,}, ms", scale["list"] * 1000, "<=", 250),
@@ -341,8 +440,8 @@ def scale_cases(work: Path, server: Server, total: int, repeats: int, results: R
                      f"SELECT {copied} FROM receiver ORDER BY id LIMIT {take}")  # fmt: skip
         count += take
     conn.execute(
-        "INSERT INTO content (receiver_id, body_text, body_html, mime) "
-        "SELECT r.id, c.body_text, c.body_html, c.mime FROM receiver r JOIN content c "
+        "INSERT INTO content (receiver_id, email, bodies) "
+        "SELECT r.id, c.email, c.bodies FROM receiver r JOIN content c "
         f"ON c.receiver_id = ((r.id - 1) % {seed}) + 1 WHERE r.id > {seed}"
     )
     # 99% sent long ago, 1% failed: what a store looks like after years.

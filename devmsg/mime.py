@@ -126,3 +126,28 @@ def build(
     if not message.endswith("\r\n"):
         message += "\r\n"
     return message.encode("utf-8")
+
+
+_BOUNDARY = re.compile(rb'boundary="([^"]+)"')
+_PART = re.compile(rb"Content-Transfer-Encoding: (7bit|quoted-printable)\r\n\r\n(.*)", re.S)
+
+
+def bodies(message: bytes) -> tuple[str, str]:
+    """(plain text, HTML) back out of bytes `build` made: the inverse of `build` for bodies
+    without a carriage return (`build` turns CR into line breaks; `content.pack` keeps such
+    bodies itself)."""
+    found = _BOUNDARY.search(message.split(b"\r\n\r\n", 1)[0])
+    if found is None:  # no HTML: a single text part
+        return _decode(message.split(b"\r\nMIME-Version: 1.0\r\n", 1)[1]), ""
+    delimiter = b"--" + found[1]
+    parts = message.split(b"\r\n" + delimiter)
+    # [headers, CRLF + text part, CRLF + html part, "--" CRLF]
+    return _decode(parts[1][2:]), _decode(parts[2][2:])
+
+
+def _decode(part: bytes) -> str:
+    match = _PART.search(part)
+    encoding, payload = match[1], match[2]
+    if encoding == b"7bit":
+        return payload.replace(b"\r\n", b"\n").decode("ascii")
+    return binascii.a2b_qp(payload.replace(b"\r\n", b"\n")).decode("utf-8")

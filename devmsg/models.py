@@ -97,13 +97,13 @@ class Receiver(BaseModel):
 
 
 class Content(BaseModel):
-    """What was rendered for one receiver, and the exact bytes every (re)send delivers:
-    written once, never changed, so kept apart from the receiver's small, busy row."""
+    """The exact bytes every (re)send delivers, compressed, and so what was rendered for
+    one receiver (see devmsg.content): written once, never changed, so kept apart from the
+    receiver's small, busy row."""
 
     receiver = ForeignKeyField(Receiver, primary_key=True, on_delete="CASCADE")
-    body_text = TextField()
-    body_html = TextField()
-    mime = BlobField()
+    email = BlobField(null=True)  # zlib of the email's bytes
+    bodies = BlobField(null=True)  # zlib of [text, html], only when `email` cannot give them
 
     class Meta:
         table_name = "content"

@@ -7,6 +7,7 @@ while talking to the SMTP server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import getpass
@@ -237,7 +238,10 @@ class Outbox:
                         run.maybe_renew()
                 ids = store.finish_message(message_id)
             except BaseException:
-                store.discard_message(message_id)
+                # What it stored goes; if even that fails (a full disk), the message stays
+                # invisible ("storing") and recovery removes it once its lease runs out.
+                with contextlib.suppress(peewee.DatabaseError):
+                    store.discard_message(message_id)
                 raise
         report.message_id, report.receiver_ids = message_id, ids
         try:

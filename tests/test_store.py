@@ -66,12 +66,23 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
         "insert into message (created_at, type, template, context, metadata, created_by, sender)"
         " values ('2026-01-01 00:00:00', 't', null, '{}', '{}', 'me', 'a@example.com')"
     )
-    old.execute_sql(
-        "insert into receiver (message_id, address, name, language, subject, body_text, body_html,"
-        " mime, message_id_header, status, sent_count, failed_count, created_at)"
-        " values (1, 'b@example.com', '', 'en', 's', 't', '', x'00', '<1@x>', 'failed', 0, 1,"
-        " '2026-01-01 00:00:00')"
-    )
+    from devmsg import content, mime
+
+    email = mime.build(sender="a@example.com", address="b@example.com", name="", subject="s",
+                       text="Hei ÅSE\n", html="<p>Hei</p>\n", message_id="<1@x>",
+                       date="Thu, 01 Jan 2026 00:00:00 +0000", smtputf8=False)  # fmt: skip
+    rows = [  # a real email, and bytes the bodies cannot come back out of
+        ("b@example.com", "Hei ÅSE\n", "<p>Hei</p>\n", email),
+        ("c@example.com", "t\r\n", "", b"\x00"),
+    ]
+    for address, text, html, data in rows:
+        old.execute_sql(
+            "insert into receiver (message_id, address, name, language, subject, body_text,"
+            " body_html, mime, message_id_header, status, sent_count, failed_count, created_at)"
+            " values (1, ?, '', 'en', 's', ?, ?, ?, ?, 'failed', 0, 1,"
+            " '2026-01-01 00:00:00')",
+            (address, text, html, data, f"<{address}>"),
+        )
     old.close()
     db = open_database(path)
     try:
@@ -80,7 +91,11 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
             " from receiver r join message m on m.id = r.message_id"
         ).fetchone()
         assert row == ("failed", 1, None, None, "stored")
-        content = db.execute_sql("select receiver_id, body_text, mime from content").fetchall()
-        assert content == [(1, "t", b"\x00")]
+        packed = db.execute_sql("select email, bodies from content order by receiver_id")
+        got = [(content.email(e), content.bodies(e, b), b is None) for e, b in packed]
+        assert got == [
+            (email, ("Hei ÅSE\n", "<p>Hei</p>\n"), True),  # one copy: the email
+            (b"\x00", ("t\r\n", ""), False),
+        ]
     finally:
         db.close()

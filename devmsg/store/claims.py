@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from peewee import chunked, fn
 
+from devmsg.content import email
 from devmsg.models import Content, Message, Receiver
 from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, lease_now, to_db, utcnow, writing
 from devmsg.store.outcomes import _record_failure
@@ -183,7 +184,7 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
     """The stored bytes of each receiver, in the order given."""
     query = (
         Receiver.select(
-            Receiver.id, Receiver.envelope_to, Receiver.address, Content.mime,
+            Receiver.id, Receiver.envelope_to, Receiver.address, Content.email,
             Receiver.failed_count,
         )
         .join(Content)
@@ -191,4 +192,5 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
         .tuples()
     )  # fmt: skip
     rows = {row[0]: row for row in query}
-    return [Outgoing(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in (rows.get(i) for i in ids) if r]
+    return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4])
+            for r in (rows.get(i) for i in ids) if r]  # fmt: skip

@@ -7,6 +7,7 @@ import datetime as dt
 
 from peewee import fn
 
+from devmsg.content import pack
 from devmsg.models import Content, JSONField, Message, Receiver, database
 from devmsg.store.base import _param, insert_sql, to_db, utcnow, writing
 
@@ -25,7 +26,7 @@ _RECEIVER_COLUMNS = (
     "message_id_header", "status", "sent_count", "failed_count", "created_at", "claimed_by",
     "lease_until",
 )  # fmt: skip
-_CONTENT_COLUMNS = ("receiver_id", "body_text", "body_html", "mime")
+_CONTENT_COLUMNS = ("receiver_id", "email", "bodies")
 
 
 def store_message(
@@ -84,7 +85,10 @@ def _insert(db, message_id, rows, owner, lease_until, after: int) -> list[int]:
     )
     db.cursor().executemany(
         insert_sql(db, "content", _CONTENT_COLUMNS),
-        [(ids[r["message_id_header"]], r["body_text"], r["body_html"], r["mime"]) for r in rows],
+        [
+            (ids[r["message_id_header"]], *pack(r["body_text"], r["body_html"], r["mime"]))
+            for r in rows
+        ],  # fmt: skip
     )
     return sorted(ids.values())
 

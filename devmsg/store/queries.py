@@ -6,6 +6,7 @@ import datetime as dt
 
 from peewee import fn
 
+from devmsg.content import bodies
 from devmsg.errors import NotFoundError
 from devmsg.models import SENDING, Content, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db
@@ -105,8 +106,8 @@ def get_receiver(receiver_id: int) -> dict:
     row = (
         Receiver.select(
             *LIST_FIELDS,
-            Content.body_text,
-            Content.body_html,
+            Content.email,
+            Content.bodies,
             Receiver.sent_to,
             Receiver.message_id_header,
             Message.template,
@@ -125,6 +126,7 @@ def get_receiver(receiver_id: int) -> dict:
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
     detail = _summary(row, to_db(lease_now()))
+    text, html = bodies(bytes(row["email"]), _bytes(row["bodies"]))
     detail.update(
         claimed_by=row["claimed_by"],
         lease_until=from_db(row["lease_until"]),
@@ -135,8 +137,8 @@ def get_receiver(receiver_id: int) -> dict:
         context=row["context"],
         metadata=row["metadata"],
         created_by=row["created_by"],
-        body_text=row["body_text"],
-        body_html=row["body_html"],
+        body_text=text,
+        body_html=html,
         failures=[
             {"at": from_db(f["at"]), "error": f["error"], "traceback": f["traceback"]}
             for f in Failure.select(Failure.at, Failure.error, Failure.traceback)
@@ -146,3 +148,7 @@ def get_receiver(receiver_id: int) -> dict:
         ],
     )
     return detail
+
+
+def _bytes(value) -> bytes | None:
+    return None if value is None else bytes(value)  # PostgreSQL gives memoryview
