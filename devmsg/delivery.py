@@ -339,6 +339,8 @@ class Run:
         sender = cfg.sender_address
         if self._stopping():
             return True  # _run releases the batch
+        if not rows:
+            return True  # deleted under this run (a purge, by hand): nothing to deliver
         failure = self._unreachable(transport) or self._connect(transport)
         if failure is not None:
             if self._hand_back(transport, [row.id for row in rows]):
@@ -385,6 +387,8 @@ class Run:
         self._count(status)
 
     def _count(self, status: str) -> None:
+        if status == store.VANISHED:
+            return
         done = self.report.count(status)
         if self.progress is not None:
             self.progress(done, max(self.total, done))

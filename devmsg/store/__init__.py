@@ -35,11 +35,12 @@ from devmsg.store.create import (
     finish_message,
     store_message,
 )
-from devmsg.store.outcomes import record_failure, record_success, start_attempt
+from devmsg.store.outcomes import VANISHED, record_failure, record_success, start_attempt
 from devmsg.store.queries import get_receiver, list_receivers
 
 __all__ = [
-    "INSERT_CHUNK", "INTERRUPTED", "Outgoing", "Policy", "add_receivers", "begin_message",
+    "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "Outgoing", "Policy", "add_receivers",
+    "begin_message",
     "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
     "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
     "outgoing",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import JOIN
+from peewee import JOIN, fn
 
 from devmsg.models import Content, Failure, Message, Receiver, database
-from devmsg.store.base import to_db, writing
+from devmsg.store.base import lease_now, to_db, writing
 
 
 def _orphans():
@@ -28,14 +28,15 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     would be deleted with `dry_run`. Deletes in chunks of short transactions, so memory and
     the WAL stay small and other writers get their turn."""
     cutoff = None if created_before is None else to_db(created_before)
+    free = _not_held(to_db(lease_now()))
     if dry_run:
         with database.atomic():
-            return _purge_counts(cutoff)
+            return _purge_counts(cutoff, free)
     receivers = 0
     while cutoff is not None:
         chunk = (
             Receiver.select(Receiver.id)
-            .where(Receiver.created_at < cutoff)
+            .where((Receiver.created_at < cutoff) & free)
             .order_by(Receiver.created_at, Receiver.id)
             .limit(PURGE_CHUNK)
         )
@@ -58,15 +59,20 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     return receivers, messages
 
 
-def _purge_counts(cutoff) -> tuple[int, int]:
+def _not_held(now):
+    """Not claimed by a live devmsg: purge never deletes what a running sender holds."""
+    return (fn.COALESCE(Receiver.claimed_by, "") == "") | (Receiver.lease_until < now)
+
+
+def _purge_counts(cutoff, free) -> tuple[int, int]:
     # Messages that would be left without receivers: orphans now, plus those whose every
     # receiver is old.
     messages = _orphans().count()
     receivers = 0
     if cutoff is not None:
-        old = Receiver.select(Receiver.id).where(Receiver.created_at < cutoff)
+        old = Receiver.select(Receiver.id).where((Receiver.created_at < cutoff) & free)
         receivers = old.count()
-        kept = Receiver.select(Receiver.message).where(Receiver.created_at >= cutoff)
+        kept = Receiver.select(Receiver.message).where((Receiver.created_at >= cutoff) | ~free)
         messages += (
             Message.select(Message.id)
             .where(Message.id.in_(old.select(Receiver.message)))

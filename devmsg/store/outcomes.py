@@ -29,10 +29,14 @@ _SQL = {
 }
 
 
-def _execute(name: str, *params) -> None:
+VANISHED = "vanished"  # an outcome for a receiver that no longer exists
+
+
+def _execute(name: str, *params) -> int:
+    """Run one of the statements above; how many rows it changed."""
     db = database.obj
     sql = _SQL[name] if db.param == "?" else _SQL[name].replace("?", db.param)
-    db.execute_sql(sql, [_param(db, p) for p in params])
+    return db.execute_sql(sql, [_param(db, p) for p in params]).rowcount
 
 
 def start_attempt(receiver_id: int, started: bool = True) -> None:
@@ -81,11 +85,12 @@ def _record_failure(
 ) -> str:
     """The failure entry and the new status. Without `backoff` (an interrupted attempt,
     which says nothing about the server) the receiver is due again at once."""
-    _execute("failure", receiver_id, now, error, traceback)
     failures = failed_count + 1
     if permanent or failures > policy.resend_limit:
         status, next_at = "error", None
     else:
         status, next_at = "failed", policy.next_attempt(failures, now) if backoff else now
-    _execute("failed", status, next_at, receiver_id)
+    if not _execute("failed", status, next_at, receiver_id):
+        return VANISHED  # deleted under the sender (a purge, by hand): nothing to record
+    _execute("failure", receiver_id, now, error, traceback)
     return status
