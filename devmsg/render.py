@@ -85,26 +85,35 @@ class Renderer:
             if not os.path.isfile(os.path.join(folder, required)):
                 raise InputError(f"{folder}/{required}: missing, every template needs it")
         self._text_files[name] = os.path.isfile(os.path.join(folder, "body.txt"))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Once a send (from check_template), not once a receiver: recompile a template
+        whose file changed (Jinja's own staleness check, on our schedule) and read a
+        changed catalog again."""
+        for language, env in self._envs.items():
+            for key, template in list(env.cache.items()):
+                if not template.is_up_to_date:
+                    del env.cache[key]
+            stamp = i18n.catalog_stamp(self.locales, language)
+            if self._catalogs.get(language) != stamp:
+                self._install(env, language)
+                self._catalogs[language] = stamp
 
     def _env(self, language: str) -> jinja2.Environment:
         """The language's environment, made once and kept: compiled templates live as long
-        as the Renderer (an Outbox's). Jinja's auto_reload recompiles a template whose
-        file changed; a changed catalog is installed again before the next render."""
+        as the Renderer (an Outbox's); `_refresh` drops what changed on disk."""
         env = self._envs.get(language)
-        stamp = i18n.catalog_stamp(self.locales, language)
-        if env is not None and self._catalogs.get(language) != stamp:
-            self._install(env, language)
-            self._catalogs[language] = stamp
         if env is None:
             env = jinja2.Environment(
                 loader=jinja2.FileSystemLoader(self.templates),
                 autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
                 undefined=jinja2.StrictUndefined,
                 extensions=["jinja2.ext.i18n"],
-                auto_reload=True,  # a stat per file and render: edits show up at once
+                auto_reload=False,  # checked once a send by _refresh, not once a receiver
             )
+            self._catalogs[language] = i18n.catalog_stamp(self.locales, language)
             self._install(env, language)
-            self._catalogs[language] = stamp
             tz = self.tz
             env.filters["format_date"] = lambda v, f="medium": i18n.format_date(
                 _defined(v), f, language, tz
