@@ -189,6 +189,13 @@ def sql(query: str, params=(), config: Path | None = None) -> list[tuple]:
         conn.close()
 
 
+def receivers_file(home: Path, count: int, prefix: str = "r") -> Path:
+    """A receivers CSV of `count` addresses, r.csv in `home`."""
+    path = home / "r.csv"
+    path.write_text("address\n" + "".join(f"{prefix}{i}@example.com\n" for i in range(count)))
+    return path
+
+
 def backoff_passes() -> None:
     """Move time past every failed receiver's backoff (the suite keeps the default
     `retry_backoff` users get): what a later cron run would find due."""

@@ -9,13 +9,9 @@ import collections
 import signal
 
 import pytest
-from conftest import run, spawn, sql, write_project
+from conftest import receivers_file, run, spawn, sql, write_project
 
 SEND = ("send", "--type", "t", "--subject", "s", "--text", "t", "--receivers", "r.csv")
-
-
-def receivers_file(home, count):
-    (home / "r.csv").write_text("address\n" + "".join(f"s{i}@example.com\n" for i in range(count)))
 
 
 def held():
@@ -37,7 +33,7 @@ def deliver_the_rest(home, smtp, total, connections):
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_mid_exchange_finishes_it_records_and_releases_everything(home, smtp, signum, code):
     write_project(home, smtp.port, smtp_extra="connections = 2\n")
-    receivers_file(home, 200)
+    receivers_file(home, 200, "s")
     smtp.hold_after(40)
     proc = spawn(*SEND, cwd=home)
     smtp.wait_until(lambda s: s.waiting == 2)  # both connections mid-exchange
@@ -59,7 +55,7 @@ def test_signal_mid_exchange_finishes_it_records_and_releases_everything(home, s
 def test_server_that_never_answers_is_abandoned_after_the_grace(home, smtp):
     config = write_project(home, smtp.port, smtp_extra="connections = 1\n")
     config.write_text(config.read_text().replace("timeout = 5", "timeout = 60"))
-    receivers_file(home, 30)
+    receivers_file(home, 30, "s")
     smtp.hold_after(5)
     proc = spawn(*SEND, cwd=home)
     smtp.wait_until(lambda s: s.waiting == 1)
@@ -81,7 +77,7 @@ def test_server_that_never_answers_is_abandoned_after_the_grace(home, smtp):
 
 def test_signal_to_resend_failed_between_receivers(home, smtp, closed_port):
     config = write_project(home, closed_port, smtp_extra="connections = 3\n")
-    receivers_file(home, 120)
+    receivers_file(home, 120, "s")
     assert run(*SEND, cwd=home).returncode == 3
     sql("update receiver set next_attempt_at = null")  # their backoff has passed
     config.write_text(config.read_text().replace(f"port = {closed_port}", f"port = {smtp.port}"))
@@ -99,7 +95,7 @@ def test_signal_to_resend_failed_between_receivers(home, smtp, closed_port):
 
 def test_a_second_signal_ends_at_once_and_the_leases_cover_the_rest(home, smtp):
     write_project(home, smtp.port, smtp_extra="connections = 1\n")
-    receivers_file(home, 50)
+    receivers_file(home, 50, "s")
     smtp.hold_after(3)
     proc = spawn(*SEND, cwd=home)
     smtp.wait_until(lambda s: s.waiting == 1)
@@ -119,7 +115,7 @@ def test_a_signal_at_any_moment_leaves_nothing_held(home, smtp, after):
     """No gate here: the signal lands wherever the run is (a commit, an exchange, between
     batches of claims), as soon as the server has seen `after` messages."""
     write_project(home, smtp.port, smtp_extra="connections = 2\n")
-    receivers_file(home, 150)
+    receivers_file(home, 150, "s")
     proc = spawn(*SEND, cwd=home)
     smtp.wait_until(lambda s: len(s.messages) >= after)
     proc.send_signal(signal.SIGINT)

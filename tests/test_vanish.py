@@ -3,20 +3,16 @@ vanish under it (a hand-made delete) skips them and carries on, without a traceb
 
 from __future__ import annotations
 
-from conftest import run, spawn, sql, write_project
+from conftest import receivers_file, run, spawn, sql, write_project
 
 SEND = ("send", "--type", "t", "--subject", "s", "--text", "t", "--receivers", "r.csv")
-
-
-def receivers_file(home, count):
-    (home / "r.csv").write_text("address\n" + "".join(f"v{i}@example.com\n" for i in range(count)))
 
 
 def test_purge_leaves_what_a_running_send_holds(home, smtp):
     write_project(home, smtp.port, smtp_extra="connections = 1\n")
     assert run("send", "--type", "old", "--subject", "s", "--text", "t",
                "--to", "old@example.com", cwd=home).returncode == 0  # fmt: skip
-    receivers_file(home, 60)
+    receivers_file(home, 60, "v")
     smtp.hold_after(11)  # 11 of the running send go, the 12th is held in flight
     proc = spawn(*SEND, cwd=home)
     smtp.wait_until(lambda s: s.waiting == 1)
@@ -33,7 +29,7 @@ def test_purge_leaves_what_a_running_send_holds(home, smtp):
 
 def test_receivers_deleted_under_a_running_send_are_skipped(home, smtp):
     write_project(home, smtp.port, smtp_extra="connections = 1\n")
-    receivers_file(home, 60)
+    receivers_file(home, 60, "v")
     smtp.hold_after(10)
     proc = spawn(*SEND, cwd=home)
     smtp.wait_until(lambda s: s.waiting == 1)
