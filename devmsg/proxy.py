@@ -81,13 +81,13 @@ class DelayProxy:
                 await writer.drain()
             writer.close()
             return
+        self.active += 1  # taken before the first await: the limit holds for a burst
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self.active += 1
-        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
+            except OSError:
+                writer.close()
+                return
             await asyncio.gather(
                 self._pump(reader, up_writer, record=True),
                 self._pump(up_reader, writer, record=False),
