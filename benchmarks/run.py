@@ -406,6 +406,7 @@ def main() -> None:
         checks += [
             (f"list first page at {args.scale:,}, ms", scale["list"] * 1000, "<=", 250),
             (f"purge {args.scale:,}, s", scale["purge"], "<=", 30),
+            (f"stats --prometheus at {args.scale:,}, ms", scale["stats"] * 1000, "<=", 300),
             (f"purge {args.scale:,} peak RSS, MB", scale["purge_rss"], "<=", 150),
         ]
     if "send_rss" in scale:
@@ -461,6 +462,10 @@ def scale_cases(work: Path, server: Server, total: int, repeats: int, results: R
     results.add(
         "7a list, first page (no filter)", "s", [run(["list"], folder)[0] for _ in range(repeats)]
     )
+    out["stats"] = results.add(
+        "7a stats --prometheus at scale", "s",
+        [run(["stats", "--prometheus"], folder)[0] for _ in range(repeats)],
+    )  # fmt: skip
     results.add(
         "7a idle tick at scale",
         "s",

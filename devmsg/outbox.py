@@ -350,6 +350,16 @@ class Outbox:
     def show(self, receiver_id: int) -> dict:
         return store.get_receiver(receiver_id)
 
+    @_store_errors
+    def stats(self, by: str | None = None) -> dict:
+        """The queue at a glance (see `devmsg stats`); `by="type"` breaks the receivers'
+        counts down per message type."""
+        if by not in (None, "type"):
+            raise InputError(f"--by: can only break down by 'type', not {by!r}")
+        from devmsg.delivery import policy_of
+
+        return store.stats(policy_of(self.config), by_type=by == "type")
+
     # -- store ---------------------------------------------------------------------------
 
     def copy_to(self, target: str, replace: bool = False, progress=None) -> dict[str, int]:

@@ -136,6 +136,84 @@ def receiver_detail(row: dict, tz: ZoneInfo):
     return Group(*parts)
 
 
+def stats_view(data: dict, tz: ZoneInfo):
+    """`devmsg stats`: the receivers per status (per type with --by type), then the rest."""
+    from rich.console import Group
+
+    counts = data["receivers"]
+    per_type = counts and isinstance(next(iter(counts.values())), dict)
+    rows = counts if per_type else {"all": counts}
+    table = Table(box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False)
+    statuses = list(next(iter(rows.values())).keys()) if rows else []
+    table.add_column("Type" if per_type else "", no_wrap=True)
+    for status in statuses:
+        table.add_column(status_text(status), justify="right")
+    for kind, row in rows.items():
+        table.add_row(Text(str(kind)), *(Text(str(row[s])) for s in statuses))
+    age = data["oldest_unsent_age_seconds"]
+    lines = [
+        f"Due now: {data['due']}",
+        "Oldest not yet sent: " + ("-" if age is None else f"{_age(age)} old"),
+        f"Last hour: {data['sent_last_hour']} sent, {data['failed_last_hour']} failed "
+        f"attempts, {data['error_last_hour']} became error",
+        f"Last 24 hours: {data['sent_last_24h']} sent, {data['failed_last_24h']} failed "
+        f"attempts, {data['error_last_24h']} became error",
+        f"Sending is {'paused' if data['paused'] else 'not paused'}",
+        "Last attempt: " + (local_long(data["last_attempt_at"], tz) or "never"),
+    ]
+    return Group(table, *(Text(line) for line in lines))
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+_METRICS = (  # name, help, key in the stats
+    ("devmsg_due", "Receivers due for delivery now.", "due"),
+    ("devmsg_oldest_unsent_age_seconds",
+     "Age of the oldest receiver not yet sent (not_sent, failed); 0 when none.",
+     "oldest_unsent_age_seconds"),
+    ("devmsg_sent_last_hour", "Receivers sent in the last hour.", "sent_last_hour"),
+    ("devmsg_failed_last_hour", "Failed attempts in the last hour.", "failed_last_hour"),
+    ("devmsg_error_last_hour", "Receivers that became error in the last hour.",
+     "error_last_hour"),
+    ("devmsg_sent_last_24h", "Receivers sent in the last 24 hours.", "sent_last_24h"),
+    ("devmsg_failed_last_24h", "Failed attempts in the last 24 hours.", "failed_last_24h"),
+    ("devmsg_error_last_24h", "Receivers that became error in the last 24 hours.",
+     "error_last_24h"),
+    ("devmsg_paused", "1 while sending is paused.", "paused"),
+)  # fmt: skip
+
+
+def prometheus_text(data: dict) -> str:
+    """The stats in Prometheus' text exposition format, every metric a gauge."""
+    out = [
+        "# HELP devmsg_receivers Receivers by status (sending: under a live claim).",
+        "# TYPE devmsg_receivers gauge",
+    ]
+    counts = data["receivers"]
+    if counts and isinstance(next(iter(counts.values())), dict):
+        for kind, row in counts.items():
+            label = kind.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            out += [f'devmsg_receivers{{status="{s}",type="{label}"}} {n}' for s, n in row.items()]
+    else:
+        out += [f'devmsg_receivers{{status="{s}"}} {n}' for s, n in counts.items()]
+    for name, text, key in _METRICS:
+        value = data[key]
+        value = 0 if value is None else int(value) if isinstance(value, bool) else value
+        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    last = data["last_attempt_at"]
+    out += [
+        "# HELP devmsg_last_attempt_timestamp_seconds When the last delivery attempt was made.",
+        "# TYPE devmsg_last_attempt_timestamp_seconds gauge",
+        f"devmsg_last_attempt_timestamp_seconds {0 if last is None else last.timestamp():.3f}",
+    ]
+    return "\n".join(out) + "\n"
+
+
 def to_json(value) -> str:
     def default(obj):
         if isinstance(obj, dt.datetime):

@@ -1,12 +1,14 @@
-"""list and show: reading the store."""
+"""list, show and stats: reading the store."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from devmsg.cli.base import _console, _echo, _outbox, _print_json, app
+from devmsg.errors import DevmsgError
 
 
 @app.command("list")
@@ -94,3 +96,39 @@ def show(
     from devmsg.views import receiver_detail
 
     _console().print(receiver_detail(row, outbox.config.tzinfo))
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", metavar="type", help="Break the receivers' counts down by type."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus",
+            help="Print Prometheus text format (for node_exporter's textfile collector).",
+        ),
+    ] = False,
+) -> None:
+    """The queue at a glance: receivers per status, due now, oldest unsent, recent outcomes.
+
+    Example (crontab): * * * * * devmsg stats --prometheus > /var/lib/node_exporter/devmsg.prom.$$
+    && mv /var/lib/node_exporter/devmsg.prom.$$ /var/lib/node_exporter/devmsg.prom
+    """
+    if json_output and prometheus:
+        raise DevmsgError("give --json or --prometheus, not both")
+    outbox = _outbox(ctx)
+    data = outbox.stats(by=by)
+    if json_output:
+        _print_json(data)
+        return
+    from devmsg.views import prometheus_text, stats_view
+
+    if prometheus:
+        sys.stdout.write(prometheus_text(data))
+        return
+    _console().print(stats_view(data, outbox.config.tzinfo))

@@ -37,6 +37,7 @@ from devmsg.store.create import (
 )
 from devmsg.store.outcomes import VANISHED, record_failure, record_success, start_attempt
 from devmsg.store.queries import get_receiver, list_receivers
+from devmsg.store.stats import stats
 
 __all__ = [
     "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "Outgoing", "Policy", "add_receivers",
@@ -45,5 +46,5 @@ __all__ = [
     "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
     "outgoing",
     "purge", "record_failure", "record_success", "recover_expired", "release_claims",
-    "renew", "start_attempt", "store_message", "to_db", "utcnow", "writing",
+    "renew", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
 ]  # fmt: skip
