@@ -129,8 +129,17 @@ class DeliveryReport:
 class Run:
     """One delivery run over receivers this run claims (or has claimed)."""
 
-    def __init__(self, config: Config, report: DeliveryReport, progress: Progress | None = None):
+    def __init__(
+        self,
+        config: Config,
+        report: DeliveryReport,
+        progress: Progress | None = None,
+        recheck: bool = True,
+    ):
         self.config = config
+        # send and resend-failed deliver only what is still not_sent or failed when each
+        # attempt starts; a resend by hand sends whatever the status (a person decided).
+        self.recheck = recheck
         self.owner = new_owner()
         self.policy = policy_of(config)
         self.progress = progress
@@ -352,14 +361,19 @@ class Run:
             for row in rows:
                 self._record(row, failure, None)
             return True
-        store.start_attempt(rows[0].id)
+        recheck = self.recheck
+        started = store.start_attempt(rows[0].id, recheck=recheck)
         for index, row in enumerate(rows):
             if self._stopping():
                 # Marked as started with the last outcome, but never tried: unmark it, so
                 # that _run releases it with the rest and no "interrupted" is recorded.
-                store.start_attempt(row.id, started=False)
+                if started:
+                    store.start_attempt(row.id, started=False)
                 return True
             start_next = rows[index + 1].id if index + 1 < len(rows) else None
+            if not started:  # held or cancelled since it was claimed: not attempted
+                started = store.skip(row.id, start_next, recheck)
+                continue
             to = cfg.redirect_to or row.envelope or _envelope(row.address)
             try:
                 transport.send(sender, to, row.mime)
@@ -370,21 +384,24 @@ class Run:
                         return False
                 if transport.aborted:  # a stop abandoned it: it may have been delivered
                     failure = _abandoned(failure)
-                self._record(row, failure, start_next)
+                started = self._record(row, failure, start_next)
                 if failure.connect_failed:
                     for rest in rows[index + 1 :]:
                         self._record(rest, failure, None)
                     return True
             else:
-                self._count(store.record_success(row.id, to, start_next))
+                status, started = store.record_success(row.id, to, start_next, recheck)
+                self._count(status)
         return True
 
-    def _record(self, row: Outgoing, failure, start_next: int | None) -> None:
-        status = store.record_failure(
+    def _record(self, row: Outgoing, failure, start_next: int | None) -> bool:
+        """Record a failure; whether `start_next` was started in the same commit."""
+        status, started = store.record_failure(
             row.id, row.failed_count, failure.error, failure.traceback, failure.permanent,
-            self.policy, start_next, backoff=not failure.interrupted,
+            self.policy, start_next, backoff=not failure.interrupted, recheck=self.recheck,
         )  # fmt: skip
         self._count(status)
+        return started
 
     def _count(self, status: str) -> None:
         if status == store.VANISHED:

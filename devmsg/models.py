@@ -25,7 +25,8 @@ from peewee import (
 
 database = DatabaseProxy()
 
-STATUSES = ("not_sent", "failed", "error", "sent")
+STATUSES = ("not_sent", "failed", "error", "sent", "held", "cancelled", "expired")
+DELIVERABLE = ("not_sent", "failed")  # what send and resend-failed may deliver
 SENDING = "sending"  # shown, never stored: a receiver under a live claim
 
 
@@ -91,6 +92,7 @@ class Receiver(BaseModel):
     lease_until = DateTimeField(null=True)
     attempt_started_at = DateTimeField(null=True)
     next_attempt_at = DateTimeField(null=True)  # backoff: not retried before this
+    status_reason = TextField(null=True)  # who held, released or cancelled it, when, why
 
     class Meta:
         table_name = "receiver"

@@ -262,7 +262,7 @@ class Outbox:
         if missing:
             raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
         report = DeliveryReport()
-        run = Run(self.config, report, progress)
+        run = Run(self.config, report, progress, recheck=False)
         store.recover_expired(run.policy)
         held = store.claim_ids(run.owner, ids, run.lease_until())
         if held:
@@ -349,6 +349,29 @@ class Outbox:
     @_store_errors
     def show(self, receiver_id: int) -> dict:
         return store.get_receiver(receiver_id)
+
+    @_store_errors
+    def control(
+        self, action: str, selection, reason: str | None = None, dry_run: bool = False
+    ) -> store.ControlReport:
+        """hold, release or cancel the selected receivers (a `store.Selection`)."""
+        if action not in store.control.ACTIONS:
+            raise InputError(f"unknown action {action!r}")
+        if selection.empty():
+            raise InputError(
+                "choose receivers: give IDs, --message, --type, --to, --status or --all"
+            )
+        for status in selection.statuses:
+            if status not in STATUSES:
+                raise InputError(f"--status: unknown status {status!r} ({', '.join(STATUSES)})")
+        if selection.ids:
+            missing = sorted(set(selection.ids) - store.existing_ids(selection.ids))
+            if missing:
+                raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
+        text = store.reason_text(
+            action, _current_user(), dt.datetime.now(dt.UTC), self.config.tzinfo, reason
+        )
+        return store.change(action, selection, text, dry_run)
 
     @_store_errors
     def stats(self, by: str | None = None) -> dict:

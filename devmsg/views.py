@@ -13,6 +13,7 @@ from rich.text import Text
 
 STATUS_STYLE = {
     "sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim", "sending": "cyan",
+    "held": "magenta", "cancelled": "dim strike", "expired": "dim",
 }  # fmt: skip
 
 
@@ -84,6 +85,7 @@ def receiver_detail(row: dict, tz: ZoneInfo):
         ("To", receiver_label(row)),
         ("Language", row["language"]),
         ("Status", status_text(row["status"])),
+        ("Status reason", row["status_reason"] or "-"),
         ("Sent count", str(row["sent_count"])),
         ("Failed count", str(row["failed_count"])),
         ("Created", local_long(row["created_at"], tz)),

@@ -113,7 +113,7 @@ def test_list_bad_status_and_empty_store(cli):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent, sending)\n"
+        == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent, held, cancelled, expired, sending)\n"
     )
 
 
@@ -145,26 +145,27 @@ def test_show_whole_output(cli, smtp):
         "--to", "Ola <ola@example.no>")  # fmt: skip
     result = cli("show", "1")
     lines = [line.rstrip() for line in mask(result.stdout).splitlines()]
-    assert lines[:18] == [
-        "Receiver      #1",
-        "Message       #1 (t, template -)",
-        "To            Ola <ola@example.no>",
-        "Language      en",
-        "Status        sent",
-        "Sent count    1",
-        "Failed count  0",
-        "Created       <time>",
-        "Sent at       <time>",
-        "Next attempt  -",
-        "Claimed by    -",
-        "Sent to       ola@example.no",
-        "From          Devilry <noreply@devilry.example>",
-        "Message-ID    <msgid>",
-        f"Created by    {json.loads(cli('show', '1', '--json').stdout)['created_by']}",
-        "Context       {}",
-        "Metadata      {}",
-        "Subject       Hello",
+    assert lines[:19] == [
+        "Receiver       #1",
+        "Message        #1 (t, template -)",
+        "To             Ola <ola@example.no>",
+        "Language       en",
+        "Status         sent",
+        "Status reason  -",
+        "Sent count     1",
+        "Failed count   0",
+        "Created        <time>",
+        "Sent at        <time>",
+        "Next attempt   -",
+        "Claimed by     -",
+        "Sent to        ola@example.no",
+        "From           Devilry <noreply@devilry.example>",
+        "Message-ID     <msgid>",
+        f"Created by     {json.loads(cli('show', '1', '--json').stdout)['created_by']}",
+        "Context        {}",
+        "Metadata       {}",
+        "Subject        Hello",
     ]
-    assert lines[18].startswith("╭─ Plain text ─")
-    assert lines[19].startswith("│ Plain body")
+    assert lines[19].startswith("╭─ Plain text ─")
+    assert lines[20].startswith("│ Plain body")
     assert lines[-1] == "No failures."

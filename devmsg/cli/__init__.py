@@ -5,14 +5,15 @@ Errors devmsg raises (DevmsgError) become one red line on stderr and exit 1, in 
 3 the work was stored but some receivers were not sent.
 
 One module per group of commands: `sending` (send, resend, resend-failed), `inspect` (list,
-show), `admin` (purge, demo, store). `base` holds the app and the helpers they share.
+show, stats), `queue` (hold, release, cancel), `admin` (purge, demo, store). `base`
+holds the app and the helpers they share.
 """
 
 from __future__ import annotations
 
 import sys
 
-from devmsg.cli import admin, inspect, sending  # noqa: F401  (they register their commands)
+from devmsg.cli import admin, inspect, queue, sending  # noqa: F401  (they register commands)
 from devmsg.cli.base import app
 from devmsg.errors import DevmsgError
 

@@ -20,7 +20,7 @@ def list_(
             "--status",
             "-s",
             metavar="STATUS",
-            help="not_sent, failed, error or sent. Repeat for more.",
+            help="not_sent, failed, error, sent, held, cancelled, expired or sending. Repeatable.",
         ),
     ] = None,
     type: Annotated[

@@ -28,6 +28,7 @@ from devmsg.store.claims import (
     release_claims,
     renew,
 )
+from devmsg.store.control import ControlReport, Selection, change, reason_text
 from devmsg.store.create import (
     add_receivers,
     begin_message,
@@ -35,16 +36,17 @@ from devmsg.store.create import (
     finish_message,
     store_message,
 )
-from devmsg.store.outcomes import VANISHED, record_failure, record_success, start_attempt
+from devmsg.store.outcomes import VANISHED, record_failure, record_success, skip, start_attempt
 from devmsg.store.queries import get_receiver, list_receivers
 from devmsg.store.stats import stats
 
 __all__ = [
-    "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "Outgoing", "Policy", "add_receivers",
+    "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy",
+    "Selection", "add_receivers", "change", "reason_text",
     "begin_message",
     "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
     "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
     "outgoing",
     "purge", "record_failure", "record_success", "recover_expired", "release_claims",
-    "renew", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
+    "renew", "skip", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
 ]  # fmt: skip

@@ -14,8 +14,16 @@ if TYPE_CHECKING:
 # The per-receiver writes are the hot path of delivery: plain, portable SQL with the
 # driver's placeholder, instead of building a peewee query for every receiver (which cost
 # more than the SMTP exchange). Everything else goes through peewee's query builder.
+_DELIVERABLE = "status IN ('not_sent', 'failed')"
 _SQL = {
     "start": "UPDATE receiver SET attempt_started_at = ? WHERE id = ?",
+    # send and resend-failed re-check the status in the commit that starts an attempt: an
+    # operator may have held or cancelled a receiver the run had claimed but not started.
+    "start_due": f"UPDATE receiver SET attempt_started_at = ? WHERE id = ? AND {_DELIVERABLE}",
+    "skip": (
+        "UPDATE receiver SET claimed_by = NULL, lease_until = NULL, attempt_started_at = NULL"
+        " WHERE id = ?"
+    ),
     "sent": (
         "UPDATE receiver SET status = 'sent', sent_count = sent_count + 1, sent_at = ?,"
         " sent_to = ?, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL,"
@@ -27,9 +35,10 @@ _SQL = {
     ),
     "failure": "INSERT INTO failure (receiver_id, at, error, traceback) VALUES (?, ?, ?, ?)",
 }
+_SQL["failed_due"] = _SQL["failed"] + f" AND {_DELIVERABLE}"
 
 
-VANISHED = "vanished"  # an outcome for a receiver that no longer exists
+VANISHED = "vanished"  # an outcome for a receiver deleted, held or cancelled meanwhile
 
 
 def _execute(name: str, *params) -> int:
@@ -39,22 +48,40 @@ def _execute(name: str, *params) -> int:
     return db.execute_sql(sql, [_param(db, p) for p in params]).rowcount
 
 
-def start_attempt(receiver_id: int, started: bool = True) -> None:
+def start_attempt(receiver_id: int, started: bool = True, recheck: bool = False) -> bool:
     """Mark that the SMTP exchange for this receiver is about to start (or, with
-    `started=False`, that it will not after all)."""
+    `started=False`, that it will not after all). With `recheck`, only if it is still
+    deliverable; returns whether it was marked."""
     with writing():
-        _execute("start", utcnow() if started else None, receiver_id)
+        if not started:
+            _execute("start", None, receiver_id)
+            return False
+        return _start(receiver_id, utcnow(), recheck)
 
 
-def record_success(receiver_id: int, sent_to: str, start_next: int | None = None) -> str:
+def _start(receiver_id: int | None, now, recheck: bool) -> bool:
+    if receiver_id is None:
+        return False
+    return bool(_execute("start_due" if recheck else "start", now, receiver_id))
+
+
+def skip(receiver_id: int, start_next: int | None, recheck: bool) -> bool:
+    """A claimed receiver that is no longer deliverable (held or cancelled meanwhile): give
+    up its claim, and start the next one in the same commit. Whether the next started."""
+    with writing():
+        _execute("skip", receiver_id)
+        return _start(start_next, utcnow(), recheck)
+
+
+def record_success(
+    receiver_id: int, sent_to: str, start_next: int | None = None, recheck: bool = False
+) -> tuple[str, bool]:
     """Commit one success (and mark the next receiver's attempt as started, in the same
-    transaction: one commit a receiver)."""
+    transaction: one commit a receiver). (status, whether the next started)."""
     now = utcnow()
     with writing():
         _execute("sent", now, sent_to, receiver_id)
-        if start_next is not None:
-            _execute("start", now, start_next)
-    return "sent"
+        return "sent", _start(start_next, now, recheck)
 
 
 def record_failure(
@@ -66,31 +93,39 @@ def record_failure(
     policy: Policy,
     start_next: int | None = None,
     backoff: bool = True,
-) -> str:
+    recheck: bool = False,
+) -> tuple[str, bool]:
     """Append the failure and count it: `error` at once when permanent, or when
     failed_count > resend_limit; else `failed` until the backoff has passed (or due at
-    once, without `backoff`)."""
+    once, without `backoff`). (status, whether the next started)."""
     now = utcnow()
     with writing():
         status = _record_failure(
-            receiver_id, failed_count, error, traceback, permanent, policy, now, backoff
+            receiver_id, failed_count, error, traceback, permanent, policy, now, backoff, recheck
         )
-        if start_next is not None:
-            _execute("start", now, start_next)
-    return status
+        return status, _start(start_next, now, recheck)
 
 
 def _record_failure(
-    receiver_id, failed_count, error, traceback, permanent, policy, now, backoff: bool = True
+    receiver_id,
+    failed_count,
+    error,
+    traceback,
+    permanent,
+    policy,
+    now,
+    backoff: bool = True,
+    recheck: bool = False,
 ) -> str:
     """The failure entry and the new status. Without `backoff` (an interrupted attempt,
-    which says nothing about the server) the receiver is due again at once."""
+    which says nothing about the server) the receiver is due again at once. With
+    `recheck`, a receiver an operator held or cancelled meanwhile is left as it is."""
     failures = failed_count + 1
     if permanent or failures > policy.resend_limit:
         status, next_at = "error", None
     else:
         status, next_at = "failed", policy.next_attempt(failures, now) if backoff else now
-    if not _execute("failed", status, next_at, receiver_id):
-        return VANISHED  # deleted under the sender (a purge, by hand): nothing to record
+    if not _execute("failed_due" if recheck else "failed", status, next_at, receiver_id):
+        return VANISHED  # deleted (a purge), held or cancelled under the sender: no record
     _execute("failure", receiver_id, now, error, traceback)
     return status

@@ -115,6 +115,7 @@ def get_receiver(receiver_id: int) -> dict:
             Message.metadata,
             Message.created_by,
             Message.sender,
+            Receiver.status_reason,
         )
         .join(Message)
         .switch(Receiver)
@@ -130,6 +131,7 @@ def get_receiver(receiver_id: int) -> dict:
     detail.update(
         claimed_by=row["claimed_by"],
         lease_until=from_db(row["lease_until"]),
+        status_reason=row["status_reason"],
         sent_to=row["sent_to"],
         message_id_header=row["message_id_header"],
         sender=row["sender"],

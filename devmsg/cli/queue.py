@@ -1,0 +1,80 @@
+"""hold, release and cancel: an operator's controls over receivers in the queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from devmsg.cli.base import _echo, _outbox, _print_json, app
+
+HELP = {
+    "hold": (
+        "Keep receivers back (not_sent or failed -> held) until they are released.",
+        "devmsg hold --message 7 --reason 'wrong deadline'",
+    ),
+    "release": (
+        "Let held receivers go again: back to not_sent, or failed and due at once.",
+        "devmsg release --message 7",
+    ),
+    "cancel": (
+        "Make sure receivers are never sent (not_sent, failed or held -> cancelled).",
+        "devmsg cancel --message 7 --reason 'wrong deadline'",
+    ),
+}
+
+
+def _command(action: str):
+    def command(
+        ctx: typer.Context,
+        ids: Annotated[
+            list[int] | None, typer.Argument(metavar="[IDS]...", help="Receiver ids.")
+        ] = None,
+        message: Annotated[
+            int | None, typer.Option("--message", metavar="ID", help="Receivers of this message.")
+        ] = None,
+        type: Annotated[
+            str | None, typer.Option("--type", metavar="TYPE", help="Messages of this type.")
+        ] = None,
+        to: Annotated[
+            str | None, typer.Option("--to", metavar="ADDRESS", help="This address (any case).")
+        ] = None,
+        status: Annotated[
+            list[str] | None,
+            typer.Option("--status", "-s", metavar="STATUS", help="In this status. Repeatable."),
+        ] = None,
+        all_: Annotated[bool, typer.Option("--all", help="Every receiver.")] = False,
+        reason: Annotated[
+            str | None, typer.Option("--reason", metavar="TEXT", help="Why, for status_reason.")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+        ] = False,
+        json_output: Annotated[bool, typer.Option("--json", help="Print the ids as JSON.")] = False,
+    ) -> None:
+        from devmsg.store import Selection
+
+        selection = Selection(list(ids or []), message, type, to, list(status or []), all_)
+        if selection.empty():
+            raise typer.BadParameter(
+                "choose receivers: give IDS, --message, --type, --to, --status or --all",
+                param_hint="selection",
+            )
+        report = _outbox(ctx).control(action, selection, reason, dry_run)
+        if json_output:
+            _print_json(report.as_dict())
+            return
+        line = (
+            f"{action}: {len(report.changed)} {'would change' if dry_run else 'changed'}, "
+            f"{len(report.skipped)} skipped, {len(report.in_flight)} in flight"
+        )
+        _echo(line + (" (may still be sent)" if report.in_flight else ""))
+
+    summary, example = HELP[action]
+    command.__doc__ = f"{summary}\n\nExample: {example}"
+    command.__name__ = action
+    return command
+
+
+for _action in HELP:
+    app.command(_action)(_command(_action))

@@ -1,0 +1,109 @@
+"""An operator's controls over receivers: hold, release, cancel. One transaction each, with
+the chosen rows locked (SQLite: the write lock; PostgreSQL: FOR UPDATE), so they hold with
+several processes and hosts on one store. A receiver whose SMTP exchange a running devmsg
+has started is never changed under it ("in flight"); one it has only claimed can be, and
+the sender re-checks the status when it starts the attempt."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from peewee import chunked, fn
+
+from devmsg.models import Message, Receiver
+from devmsg.store.base import INSERT_CHUNK, _lock, lease_now, to_db, utcnow, writing
+
+# action -> (the statuses it changes, the status it sets; None: decided per receiver)
+ACTIONS = {
+    "hold": (("not_sent", "failed"), "held"),
+    "release": (("held",), None),  # back to not_sent if never attempted, else failed
+    "cancel": (("not_sent", "failed", "held"), "cancelled"),
+}
+
+
+@dataclass
+class Selection:
+    """Which receivers: every given selector must match (AND); `all` alone selects all."""
+
+    ids: list[int] = field(default_factory=list)
+    message: int | None = None
+    type: str | None = None
+    to: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    all: bool = False
+
+    def empty(self) -> bool:
+        return not (self.ids or self.message is not None or self.type is not None
+                    or self.to is not None or self.statuses or self.all)  # fmt: skip
+
+    def where(self):
+        condition = Message.state == "stored"
+        if self.ids:
+            condition &= Receiver.id.in_(self.ids)
+        if self.message is not None:
+            condition &= Receiver.message == self.message
+        if self.type is not None:
+            condition &= Message.type == self.type
+        if self.to is not None:
+            condition &= fn.LOWER(Receiver.address) == self.to.lower()
+        if self.statuses:
+            condition &= Receiver.status.in_(self.statuses)
+        return condition
+
+
+@dataclass
+class ControlReport:
+    changed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    in_flight: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"changed": self.changed, "skipped": self.skipped, "in_flight": self.in_flight}
+
+
+def change(action: str, selection: Selection, reason: str, dry_run: bool) -> ControlReport:
+    """Apply `action` to the selected receivers; `reason` is stored in status_reason."""
+    allowed, new_status = ACTIONS[action]
+    report = ControlReport()
+    now = utcnow()
+    with writing():
+        live_after = to_db(lease_now())
+        rows = _lock(
+            Receiver.select(
+                Receiver.id, Receiver.status, Receiver.claimed_by, Receiver.lease_until,
+                Receiver.attempt_started_at, Receiver.sent_count, Receiver.failed_count,
+            )
+            .join(Message)
+            .where(selection.where())
+            .order_by(Receiver.id)
+        ).tuples()  # fmt: skip
+        never, attempted = [], []
+        for rid, status, owner, lease, started, sent, failed in rows.iterator():
+            if status not in allowed:
+                report.skipped.append(rid)
+            elif started is not None and owner and lease is not None and lease >= live_after:
+                report.in_flight.append(rid)  # a running devmsg is talking SMTP for it
+            else:
+                report.changed.append(rid)
+                (never if sent == 0 and failed == 0 else attempted).append(rid)
+        if dry_run:
+            return report
+        if new_status is not None:
+            _set(report.changed, status=new_status, status_reason=reason)
+        else:  # release: due at once
+            _set(never, status="not_sent", status_reason=reason, next_attempt_at=now)
+            _set(attempted, status="failed", status_reason=reason, next_attempt_at=now)
+    return report
+
+
+def _set(ids: list[int], **values) -> None:
+    for batch in chunked(ids, INSERT_CHUNK):
+        Receiver.update(**values).where(Receiver.id.in_(batch)).execute()
+
+
+def reason_text(action: str, user: str, when: dt.datetime, tz, reason: str | None) -> str:
+    """`cancelled by ola at 2026-12-01 10:02 CET: wrong deadline`."""
+    verb = {"hold": "held", "release": "released", "cancel": "cancelled"}[action]
+    text = f"{verb} by {user} at {when.astimezone(tz).strftime('%Y-%m-%d %H:%M %Z')}"
+    return f"{text}: {reason}" if reason else text
