@@ -109,6 +109,7 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     error: int = 0
+    pause: dict | None = field(default=None, compare=False)  # the pause that stopped it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, status: str) -> int:
@@ -135,8 +136,10 @@ class Run:
         report: DeliveryReport,
         progress: Progress | None = None,
         recheck: bool = True,
+        honour_pause: bool = True,
     ):
         self.config = config
+        self.honour_pause = honour_pause  # False: a resend --force
         # send and resend-failed deliver only what is still not_sent or failed when each
         # attempt starts; a resend by hand sends whatever the status (a person decided).
         self.recheck = recheck
@@ -162,6 +165,14 @@ class Run:
     def _stopping(self) -> bool:
         return self._stop.is_set() or _STOP.event.is_set()
 
+    def _paused(self) -> bool:
+        """Checked before each batch: a pause stops a running sender within one batch."""
+        if not self.honour_pause:
+            return False
+        if self.report.pause is None:
+            self.report.pause = store.paused()
+        return self.report.pause is not None
+
     # -- sources ---------------------------------------------------------------------------
 
     def deliver_ids(self, ids: list[int]) -> DeliveryReport:
@@ -172,6 +183,8 @@ class Run:
         batches = iter([ids[i : i + size] for i in range(0, len(ids), size)])
 
         def next_batch() -> list[int]:
+            if self._paused():
+                return []
             with self._source_lock:
                 return next(batches, [])
 
@@ -189,6 +202,8 @@ class Run:
         size = _batch_size(self.total, self.config.smtp.connections, DUE_BATCH)
 
         def next_batch() -> list[int]:
+            if self._paused():
+                return []
             return store.claim_due(self.owner, self.lease_until(), self.started, self.policy, size)
 
         return self._run(next_batch, workers=self.config.smtp.connections)

@@ -122,4 +122,17 @@ class Failure(BaseModel):
         table_name = "failure"
 
 
-MODELS = (Message, Receiver, Content, Failure)
+class Pause(BaseModel):
+    """While this one row exists (and `until` has not passed), nothing is delivered."""
+
+    id = IntegerField(primary_key=True)  # always 1
+    paused_by = TextField()  # user@host
+    paused_at = DateTimeField()
+    until = DateTimeField(null=True)  # None: until `devmsg resume`
+    reason = TextField(null=True)
+
+    class Meta:
+        table_name = "pause"
+
+
+MODELS = (Message, Receiver, Content, Failure, Pause)

@@ -38,7 +38,8 @@ class SendReport(DeliveryReport):
 
     def as_dict(self) -> dict:
         return {"message_id": self.message_id, "receivers": self.receiver_ids,
-                "queued": self.queued, **super().as_dict()}  # fmt: skip
+                "queued": self.queued, **super().as_dict(),
+                "paused": self.pause is not None}  # fmt: skip
 
 
 @dataclass
@@ -167,7 +168,10 @@ class Outbox:
 
         from devmsg import mime
 
-        report = SendReport(queued=queue)
+        pause = store.paused()
+        if pause is not None:
+            queue = True  # stored as not_sent; resend-failed delivers once sending resumes
+        report = SendReport(queued=queue, pause=pause)
         run = Run(cfg, report, progress)
         date = mime.date_header(dt.datetime.now(dt.UTC))
         owner = None if queue else run.owner
@@ -254,15 +258,21 @@ class Outbox:
     # -- resend --------------------------------------------------------------------------
 
     @_store_errors
-    def resend(self, ids: list[int], progress: Progress | None = None) -> DeliveryReport:
-        """Send the chosen receivers again, whatever their status. Unknown ids, or ids another
-        process is delivering right now: nothing is sent."""
+    def resend(
+        self, ids: list[int], progress: Progress | None = None, force: bool = False
+    ) -> DeliveryReport:
+        """Send the chosen receivers again, whatever their status. Unknown ids, ids another
+        process is delivering right now, or sending paused (unless `force`): nothing is
+        sent."""
         ids = list(dict.fromkeys(ids))
         missing = sorted(set(ids) - store.existing_ids(ids))
         if missing:
             raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
+        pause = store.paused()
+        if pause is not None and not force:
+            raise BusyError(f"{self.pause_text(pause)}; nothing was sent (--force sends anyway)")
         report = DeliveryReport()
-        run = Run(self.config, report, progress, recheck=False)
+        run = Run(self.config, report, progress, recheck=False, honour_pause=not force)
         store.recover_expired(run.policy)
         held = store.claim_ids(run.owner, ids, run.lease_until())
         if held:
@@ -282,13 +292,44 @@ class Outbox:
         """Deliver everything due: `failed` receivers within resend_limit whose backoff has
         passed, `not_sent` receivers nobody holds (queued, or left by a killed run), and
         receivers whose claim expired. `error` ones are left alone."""
-        report = DeliveryReport()
+        report = DeliveryReport(pause=store.paused())
+        if report.pause is not None:
+            return report  # paused: nothing is delivered
         try:
             Run(self.config, report, progress).deliver_due()
         finally:
             if report.attempted:
                 make_durable(self.db)
         return report
+
+    # -- pause ---------------------------------------------------------------------------
+
+    @_store_errors
+    def pause(self, for_: dt.timedelta | None = None, reason: str | None = None) -> dict:
+        """Pause all sending, for every process and host on this store (until `resume`, or
+        for `for_`)."""
+        import socket
+
+        return store.pause(f"{_current_user()}@{socket.gethostname()}", for_, reason)
+
+    @_store_errors
+    def resume(self) -> dict | None:
+        return store.resume()
+
+    @_store_errors
+    def paused(self) -> dict | None:
+        return store.paused()
+
+    def pause_text(self, pause: dict, verb: str = "is") -> str:
+        """`sending is paused by ola@host since 2026-12-01 10:02 CET until ...: reason`."""
+
+        def when(value: dt.datetime) -> str:
+            return value.astimezone(self.config.tzinfo).strftime("%Y-%m-%d %H:%M %Z")
+
+        text = f"sending {verb} paused by {pause['paused_by']} since {when(pause['paused_at'])}"
+        if pause["until"] is not None:
+            text += f" until {when(pause['until'])}"
+        return text + (f": {pause['reason']}" if pause["reason"] else "")
 
     # -- read ----------------------------------------------------------------------------
 

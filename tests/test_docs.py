@@ -22,8 +22,8 @@ COMMANDS = sorted(
 def test_every_command_has_help_with_an_example_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert COMMANDS == [
-        "cancel", "demo", "hold", "list", "purge", "release", "resend", "resend-failed", "send",
-        "show", "stats", "store copy",
+        "cancel", "demo", "hold", "list", "pause", "purge", "release", "resend", "resend-failed",
+        "resume", "send", "show", "stats", "store copy",
     ]  # fmt: skip
     for name in COMMANDS:
         result = Cli(None)(*name.split(), "--help")

@@ -138,7 +138,9 @@ def test_store_copy_sqlite_to_postgresql_and_back(home, smtp):
 
     result = lite("store", "copy", "--to", pg_url, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"message": 2, "receiver": 4, "content": 4, "failure": 3}
+    assert json.loads(result.stdout) == {
+        "message": 2, "receiver": 4, "content": 4, "failure": 3, "pause": 0,
+    }  # fmt: skip
     assert _normal(_rows()) == source  # ids, statuses, failures, bytes intact
 
     pg = Cli(write_project(home, smtp.port))

@@ -18,7 +18,7 @@ def test_blank_database_is_migrated_to_the_models_schema(tmp_path):
     db = open_database(path)
     try:
         assert sorted(db.get_tables()) == [
-            "content", "failure", "message", "receiver", "schema_migration",
+            "content", "failure", "message", "pause", "receiver", "schema_migration",
         ]  # fmt: skip
         for model in MODELS:
             table = model._meta.table_name

@@ -1,4 +1,4 @@
-"""hold, release and cancel: an operator's controls over receivers in the queue."""
+"""hold, release, cancel, pause and resume: an operator's controls over the queue."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from devmsg.cli.base import _echo, _outbox, _print_json, app
+from devmsg.errors import DevmsgError
 
 HELP = {
     "hold": (
@@ -78,3 +79,43 @@ def _command(action: str):
 
 for _action in HELP:
     app.command(_action)(_command(_action))
+
+
+@app.command()
+def pause(
+    ctx: typer.Context,
+    for_: Annotated[
+        str | None,
+        typer.Option("--for", metavar="DURATION", help="End the pause by itself after this: 2h."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", metavar="TEXT", help="Why.")] = None,
+) -> None:
+    """Pause all sending, for every process and host on this store; alone, show the pause.
+
+    Example: devmsg pause --for 2h --reason 'relay maintenance'
+    """
+    from devmsg.config import parse_duration
+
+    duration = None
+    if for_ is not None:
+        try:
+            duration = parse_duration(for_, default_unit="m")
+        except ValueError as exc:
+            raise DevmsgError(f"--for: {exc}") from None
+    outbox = _outbox(ctx)
+    current = outbox.paused()
+    if current is not None and for_ is None and reason is None:
+        _echo(outbox.pause_text(current))  # who paused it and since when; nothing changes
+        return
+    _echo(outbox.pause_text(outbox.pause(duration, reason)))
+
+
+@app.command()
+def resume(ctx: typer.Context) -> None:
+    """End a pause: sending goes on (resend-failed delivers what waited).
+
+    Example: devmsg resume
+    """
+    outbox = _outbox(ctx)
+    was = outbox.resume()
+    _echo("sending was not paused" if was is None else f"resumed: {outbox.pause_text(was, 'was')}")

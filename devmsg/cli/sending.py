@@ -113,13 +113,19 @@ def send(
     )
     if json_output:
         _print_json(report.as_dict())
-    elif queue:
+    elif report.queued:
         _echo(
             f"message {report.message_id}: queued {len(report.receiver_ids)} receivers "
             "(devmsg resend-failed delivers them)"
         )
+        if report.pause is not None:
+            _echo(f"Not sent now: {outbox.pause_text(report.pause)}", err=True)
     else:
         _echo(_summary(report, f"message {report.message_id}"))
+        if report.pause is not None:
+            left = len(report.receiver_ids) - report.attempted
+            _echo(f"Stopped: {outbox.pause_text(report.pause)}; {left} receivers left for "
+                  "devmsg resend-failed", err=True)  # fmt: skip
         if not report.ok:
             _echo(
                 f"Not sent: see devmsg list --message {report.message_id} "
@@ -136,6 +142,9 @@ def resend(
     receiver_ids: Annotated[
         list[int], typer.Argument(metavar="ID...", help="Receiver ids to send again.")
     ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Send even while sending is paused.")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Send the chosen receivers again, whatever their status.
@@ -143,7 +152,9 @@ def resend(
     Example: devmsg resend 41 42
     """
     outbox = _outbox(ctx)
-    report = _deliver("Resending", lambda bar: outbox.resend(receiver_ids, progress=bar))
+    report = _deliver(
+        "Resending", lambda bar: outbox.resend(receiver_ids, progress=bar, force=force)
+    )
     if json_output:
         _print_json(report.as_dict())
     else:
@@ -169,5 +180,10 @@ def resend_failed(
     report = _deliver("Resending", lambda bar: outbox.resend_failed(progress=bar))
     if json_output:
         _print_json(report.as_dict())
+    elif report.pause is not None and not report.attempted:
+        if not quiet:
+            _echo(outbox.pause_text(report.pause))
     elif not quiet or not report.ok:
         _echo(_summary(report, "resend-failed"))
+        if report.pause is not None:
+            _echo(f"Stopped: {outbox.pause_text(report.pause)}", err=True)

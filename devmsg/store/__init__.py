@@ -28,7 +28,15 @@ from devmsg.store.claims import (
     release_claims,
     renew,
 )
-from devmsg.store.control import ControlReport, Selection, change, reason_text
+from devmsg.store.control import (
+    ControlReport,
+    Selection,
+    change,
+    pause,
+    paused,
+    reason_text,
+    resume,
+)
 from devmsg.store.create import (
     add_receivers,
     begin_message,
@@ -42,7 +50,7 @@ from devmsg.store.stats import stats
 
 __all__ = [
     "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy",
-    "Selection", "add_receivers", "change", "reason_text",
+    "Selection", "add_receivers", "change", "pause", "paused", "reason_text", "resume",
     "begin_message",
     "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
     "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from peewee import chunked, fn
 
-from devmsg.models import Message, Receiver
-from devmsg.store.base import INSERT_CHUNK, _lock, lease_now, to_db, utcnow, writing
+from devmsg.models import Message, Pause, Receiver
+from devmsg.store.base import INSERT_CHUNK, _lock, from_db, lease_now, to_db, utcnow, writing
 
 # action -> (the statuses it changes, the status it sets; None: decided per receiver)
 ACTIONS = {
@@ -107,3 +107,41 @@ def reason_text(action: str, user: str, when: dt.datetime, tz, reason: str | Non
     verb = {"hold": "held", "release": "released", "cancel": "cancelled"}[action]
     text = f"{verb} by {user} at {when.astimezone(tz).strftime('%Y-%m-%d %H:%M %Z')}"
     return f"{text}: {reason}" if reason else text
+
+
+# --- pause ---------------------------------------------------------------------------------
+# Times on the lease clock: the pause is shared by hosts whose clocks may disagree.
+
+
+def pause(by: str, for_: dt.timedelta | None, reason: str | None) -> dict:
+    now = lease_now()
+    with writing():
+        Pause.delete().execute()
+        Pause.insert(
+            id=1, paused_by=by, paused_at=to_db(now), reason=reason,
+            until=None if for_ is None else to_db(now + for_),
+        ).execute()  # fmt: skip
+    return paused()
+
+
+def resume() -> dict | None:
+    """End the pause; what it was, or None if sending was not paused."""
+    was = paused()
+    with writing():
+        Pause.delete().execute()
+    return was
+
+
+def paused() -> dict | None:
+    """The pause in force, or None (a pause whose `until` has passed has ended)."""
+    row = Pause.select().dicts().first()
+    if row is None:
+        return None
+    if row["until"] is not None and row["until"] <= to_db(lease_now()):
+        return None
+    return {
+        "paused_by": row["paused_by"],
+        "paused_at": from_db(row["paused_at"]),
+        "until": from_db(row["until"]),
+        "reason": row["reason"],
+    }

@@ -13,6 +13,7 @@ from peewee import fn
 from devmsg.models import STATUSES, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db, utcnow
 from devmsg.store.claims import Policy, _claimed, count_due
+from devmsg.store.control import paused
 
 UNSENT = ("not_sent", "failed")
 WINDOWS = {"last_hour": dt.timedelta(hours=1), "last_24h": dt.timedelta(hours=24)}
@@ -38,7 +39,7 @@ def stats(policy: Policy, by_type: bool = False) -> dict:
             .where((Receiver.status == "error") & Receiver.id.in_(failures))
             .count()
         )
-    result["paused"] = False  # no pause exists yet
+    result["paused"] = paused() is not None
     last = [
         Receiver.select(fn.MAX(Receiver.sent_at)).scalar(),
         Failure.select(fn.MAX(Failure.at)).scalar(),
