@@ -55,6 +55,7 @@ class Config:
     retry_backoff_max: dt.timedelta = dt.timedelta(hours=4)
     busy_timeout: dt.timedelta = dt.timedelta(seconds=10)
     claim_lease: dt.timedelta = dt.timedelta(minutes=5)
+    max_age: dt.timedelta = dt.timedelta(days=5)  # 0: never expire
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
     @property
@@ -86,6 +87,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "retry_backoff_max": ((str,), 'a duration such as "4h"'),
     "busy_timeout": ((str,), 'a duration such as "10s"'),
     "claim_lease": ((str,), 'a duration such as "5m"'),
+    "max_age": ((str,), 'a duration such as "5d"'),
     "smtp": ((dict,), "a table"),
 }
 _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -250,6 +252,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         retry_backoff_max=duration("retry_backoff_max", defaults.retry_backoff_max),
         busy_timeout=duration("busy_timeout", defaults.busy_timeout),
         claim_lease=duration("claim_lease", defaults.claim_lease, minimum=1),
+        max_age=duration("max_age", defaults.max_age),
         smtp=SmtpConfig(
             host=smtp_data.get("host", smtp_defaults.host),
             port=port,

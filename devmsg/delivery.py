@@ -98,7 +98,9 @@ def new_owner() -> str:
 
 
 def policy_of(config: Config) -> Policy:
-    return Policy(config.resend_limit, config.retry_backoff, config.retry_backoff_max)
+    return Policy(
+        config.resend_limit, config.retry_backoff, config.retry_backoff_max, config.max_age
+    )
 
 
 @dataclass

@@ -93,6 +93,9 @@ class Receiver(BaseModel):
     attempt_started_at = DateTimeField(null=True)
     next_attempt_at = DateTimeField(null=True)  # backoff: not retried before this
     status_reason = TextField(null=True)  # who held, released or cancelled it, when, why
+    expires_at = DateTimeField(null=True)  # send --expires: never sent after this
+    age_from = DateTimeField(null=True)  # ages toward max_age from here (else created_at)
+    held_at = DateTimeField(null=True)  # while held: since when (a hold does not age it)
 
     class Meta:
         table_name = "receiver"

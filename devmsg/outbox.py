@@ -123,6 +123,8 @@ class Outbox:
         text: str | None = None,
         html: str | None = None,
         queue: bool = False,
+        send_at: dt.datetime | None = None,
+        expires_at: dt.datetime | None = None,
         progress: Progress | None = None,
     ) -> SendReport:
         """Render for every recipient in their language, store it all, then deliver (or, with
@@ -145,6 +147,17 @@ class Outbox:
                 raise InputError(f"{option}: {exc}") from None
         if "receiver" in context:
             raise InputError("--context: the key 'receiver' is reserved for the receiver")
+        now = dt.datetime.now(dt.UTC)
+        for option, value in (("--at", send_at), ("--expires", expires_at)):
+            if value is not None and value.tzinfo is None:
+                raise InputError(f"{option}: give a time with a time zone")
+        if expires_at is not None and expires_at <= max(now, send_at or now):
+            raise InputError("--expires: that time has passed (or comes before --at)")
+        schedule = None
+        if send_at is not None or expires_at is not None:
+            schedule = (send_at, expires_at, send_at)
+        if send_at is not None and send_at > now:
+            queue = True  # delivered by resend-failed once due
         if template is not None and (subject or text or html):
             raise InputError("give either --template or --subject/--text/--html, not both")
         if template is None:
@@ -229,7 +242,7 @@ class Outbox:
             # One transaction: the application's one-receiver-per-event path.
             rows = rows_for(checked)
             check_stop("while storing the message: nothing was stored or sent")
-            message_id, ids = store.store_message(message, rows, owner, run.lease_until())
+            message_id, ids = store.store_message(message, rows, owner, run.lease_until(), schedule)
         else:
             # Streamed in chunks, invisible to every other process until it is complete.
             message_id = store.begin_message(message, run.lease_until())
@@ -237,7 +250,7 @@ class Outbox:
                 for start in range(0, len(checked), RENDER_CHUNK):
                     rows = rows_for(checked[start : start + RENDER_CHUNK])
                     check_stop("while storing the message: nothing was stored or sent")
-                    store.add_receivers(message_id, rows, owner, run.lease_until())
+                    store.add_receivers(message_id, rows, owner, run.lease_until(), schedule)
                     if not queue:
                         run.maybe_renew()
                 ids = store.finish_message(message_id)
@@ -362,6 +375,7 @@ class Outbox:
             sent_until=until,
             sent_until_exclusive=exclusive,
             limit=limit,
+            max_age=self.config.max_age,
         )
 
     def _bound(self, value, option: str, end_of_day: bool) -> tuple[dt.datetime | None, bool]:
@@ -389,7 +403,7 @@ class Outbox:
 
     @_store_errors
     def show(self, receiver_id: int) -> dict:
-        return store.get_receiver(receiver_id)
+        return store.get_receiver(receiver_id, self.config.max_age)
 
     @_store_errors
     def control(
@@ -466,6 +480,22 @@ class Outbox:
         return PurgeReport(receivers, messages)
 
 
+def parse_time(text: str, option: str, tz) -> dt.datetime:
+    """An ISO 8601 date-time (with an offset, else in the configured time zone `tz`), or
+    `+DURATION` from now (`+2h`, `+30m`, `+1d`)."""
+    text = text.strip()
+    if text.startswith("+"):
+        try:
+            return dt.datetime.now(dt.UTC) + parse_duration(text[1:], default_unit="m")
+        except ValueError as exc:
+            raise InputError(f"{option}: {exc}") from None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option}: not an ISO 8601 date-time or +DURATION: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
 def parse_age(text: str) -> dt.timedelta:
     """`90d`, `12h`, `30m`, `2w`, or a bare number of days."""
     try:
@@ -483,4 +513,5 @@ __all__ = [
     "Recipient",
     "SendReport",
     "parse_age",
+    "parse_time",
 ]

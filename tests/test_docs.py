@@ -36,6 +36,7 @@ def test_readme_documents_exit_codes_and_config_keys():
     readme = (ROOT / "README.md").read_text()
     for key in ("database", "templates", "locales", "default_language", "languages",
                 "resend_limit", "sender", "timezone", "redirect_to", "DEVMSG_SMTP_PASSWORD",
+                "max_age", "claim_lease", "busy_timeout", "retry_backoff",
                 "security", "timeout"):  # fmt: skip
         assert f"`{key}`" in readme or key in readme, key
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |"):

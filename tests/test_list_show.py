@@ -83,7 +83,7 @@ def test_list_json_fields_and_times(cli, smtp):
     rows = json.loads(cli("list", "--json").stdout)
     assert list(rows[0]) == [
         "id", "message_id", "type", "created_at", "to", "name", "language", "subject",
-        "status", "sent_count", "failed_count", "sent_at", "next_attempt_at",
+        "status", "sent_count", "failed_count", "sent_at", "next_attempt_at", "expires_at",
     ]  # fmt: skip
     row = rows[0]
     assert row["created_at"].endswith("+00:00") and row["sent_at"].endswith("+00:00")
@@ -102,6 +102,7 @@ def test_list_json_fields_and_times(cli, smtp):
             "failed_count": 0,
             "sent_at": "<time>",
             "next_attempt_at": None,
+            "expires_at": None,
         }  # fmt: skip
     )
 

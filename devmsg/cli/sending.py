@@ -77,6 +77,22 @@ def send(
         bool,
         typer.Option("--queue", help="Store as not_sent and return; resend-failed delivers."),
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="Send later: store as not_sent, due at TIME (ISO 8601 or +DURATION).",
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            metavar="TIME",
+            help="Never send after TIME (ISO 8601 or +DURATION): it becomes expired.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Render a message for each receiver in their language, store it, and send it.
@@ -95,6 +111,11 @@ def send(
     else:
         recipients = read_receivers(receivers, language)
     outbox = _outbox(ctx)
+    from devmsg.outbox import parse_time
+
+    tz = outbox.config.tzinfo
+    send_at = None if at is None else parse_time(at, "--at", tz)
+    expires_at = None if expires is None else parse_time(expires, "--expires", tz)
     report = _deliver(
         "Sending",
         lambda bar: outbox.send(
@@ -108,11 +129,19 @@ def send(
             text=text,
             html=html,
             queue=queue,
+            send_at=send_at,
+            expires_at=expires_at,
             progress=bar,
         ),
     )
     if json_output:
         _print_json(report.as_dict())
+    elif report.queued and send_at is not None and report.pause is None:
+        when = send_at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+        _echo(
+            f"message {report.message_id}: {len(report.receiver_ids)} receivers due at {when} "
+            "(devmsg resend-failed delivers them then)"
+        )
     elif report.queued:
         _echo(
             f"message {report.message_id}: queued {len(report.receiver_ids)} receivers "

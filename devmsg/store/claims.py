@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from peewee import chunked, fn
 
 from devmsg.content import email
-from devmsg.models import Content, Message, Receiver
+from devmsg.models import DELIVERABLE, Content, Message, Receiver
 from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, lease_now, to_db, utcnow, writing
 from devmsg.store.outcomes import _record_failure
 
@@ -38,6 +38,7 @@ class Policy:
     resend_limit: int
     backoff: dt.timedelta
     backoff_max: dt.timedelta
+    max_age: dt.timedelta = dt.timedelta(0)  # 0: receivers never expire by age
 
     def next_attempt(self, failures: int, now: dt.datetime) -> dt.datetime:
         """After the n-th failure: backoff * 2^(n-1), +-20% jitter, at most backoff_max."""
@@ -125,8 +126,10 @@ def claim_due(
     owner: str, lease_until: dt.datetime, due_before: dt.datetime, policy: Policy, limit: int
 ) -> list[int]:
     """Claim up to `limit` receivers that are due: failed within the limit or never
-    attempted, not held by anyone, and past their next-attempt time."""
+    attempted, not held by anyone, and past their next-attempt time. Those the run would
+    consider that are past their time (`--expires`, `max_age`) become `expired` instead."""
     with writing():
+        expire_due(policy, due_before)
         ids = [
             r.id
             for r in _for_update(
@@ -194,3 +197,42 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
     rows = {row[0]: row for row in query}
     return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
+
+
+def expire_due(policy: Policy, now: dt.datetime) -> int:
+    """Receivers still not sent and nobody's (a claimed one is never expired under its
+    run) whose time is over: `expires_at` passed, or `max_age` since `age_from` (their --at
+    time, moved on by any hold) or creation. Each becomes `expired`, saying why. In the
+    caller's transaction. On this process's clock, as backoff is."""
+    now_db = to_db(now)
+    late = Receiver.expires_at < now_db
+    if policy.max_age.total_seconds() > 0:
+        late |= fn.COALESCE(Receiver.age_from, Receiver.created_at) < now_db - policy.max_age
+    query = (
+        Receiver.select(Receiver.id, Receiver.created_at, Receiver.age_from, Receiver.expires_at)
+        .where(
+            Receiver.status.in_(DELIVERABLE) & (fn.COALESCE(Receiver.claimed_by, "") == "") & late
+        )
+        .tuples()
+    )
+    expired = 0
+    for rid, created, age_from, expires in list(query.iterator()):
+        if expires is not None and expires < now_db:
+            reason = f"expired: not sent by its --expires time {expires:%Y-%m-%d %H:%M} UTC"
+        else:
+            since = f"its --at time {age_from:%Y-%m-%d %H:%M}" if age_from else (
+                f"created {created:%Y-%m-%d %H:%M}")  # fmt: skip
+            reason = f"expired: not sent within max_age {_days(policy.max_age)} ({since} UTC)"
+        Receiver.update(status="expired", status_reason=reason, next_attempt_at=None).where(
+            Receiver.id == rid
+        ).execute()
+        expired += 1
+    return expired
+
+
+def _days(value: dt.timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

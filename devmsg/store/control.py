@@ -73,13 +73,14 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
             Receiver.select(
                 Receiver.id, Receiver.status, Receiver.claimed_by, Receiver.lease_until,
                 Receiver.attempt_started_at, Receiver.sent_count, Receiver.failed_count,
+                Receiver.created_at, Receiver.age_from, Receiver.held_at,
             )
             .join(Message)
             .where(selection.where())
             .order_by(Receiver.id)
         ).tuples()  # fmt: skip
-        never, attempted = [], []
-        for rid, status, owner, lease, started, sent, failed in rows.iterator():
+        never, attempted, ages = [], [], {}
+        for rid, status, owner, lease, started, sent, failed, *age in rows.iterator():
             if status not in allowed:
                 report.skipped.append(rid)
             elif started is not None and owner and lease is not None and lease >= live_after:
@@ -87,14 +88,26 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
             else:
                 report.changed.append(rid)
                 (never if sent == 0 and failed == 0 else attempted).append(rid)
+                ages[rid] = _aged_from(*age, now)
         if dry_run:
             return report
-        if new_status is not None:
-            _set(report.changed, status=new_status, status_reason=reason)
-        else:  # release: due at once
-            _set(never, status="not_sent", status_reason=reason, next_attempt_at=now)
-            _set(attempted, status="failed", status_reason=reason, next_attempt_at=now)
+        if action == "hold":
+            _set(report.changed, status=new_status, status_reason=reason, held_at=now)
+        elif action == "cancel":
+            _set(report.changed, status=new_status, status_reason=reason, held_at=None)
+        else:  # release: due at once, and the time it was held does not count toward max_age
+            for rid in report.changed:
+                Receiver.update(
+                    status="not_sent" if rid in never else "failed", status_reason=reason,
+                    next_attempt_at=now, held_at=None, age_from=ages[rid],
+                ).where(Receiver.id == rid).execute()  # fmt: skip
     return report
+
+
+def _aged_from(created_at, age_from, held_at, now):
+    """Where a released receiver ages from: later by the time it was held."""
+    start = age_from or created_at
+    return start if held_at is None else start + (now - held_at)
 
 
 def _set(ids: list[int], **values) -> None:

@@ -24,13 +24,17 @@ def begin_message(message: dict, lease_until: dt.datetime) -> int:
 _RECEIVER_COLUMNS = (
     "message_id", "address", "envelope_to", "name", "language", "subject",
     "message_id_header", "status", "sent_count", "failed_count", "created_at", "claimed_by",
-    "lease_until",
+    "lease_until", "next_attempt_at", "expires_at", "age_from",
 )  # fmt: skip
 _CONTENT_COLUMNS = ("receiver_id", "email", "bodies")
 
 
 def store_message(
-    message: dict, rows: list[dict], owner: str | None, lease_until: dt.datetime
+    message: dict,
+    rows: list[dict],
+    owner: str | None,
+    lease_until: dt.datetime,
+    schedule: tuple | None = None,
 ) -> tuple[int, list[int]]:
     """A whole small message (one chunk of receivers) in one transaction, deliverable at
     once: the path of an application sending to one or a few receivers per call. Returns
@@ -43,7 +47,7 @@ def store_message(
     with writing():
         sql = insert_sql(db, "message", columns) + " RETURNING id"
         (message_id,) = db.execute_sql(sql, values).fetchone()
-        ids = _insert(db, message_id, rows, owner, lease_until, after=0)
+        ids = _insert(db, message_id, rows, owner, lease_until, after=0, schedule=schedule)
     return message_id, ids
 
 
@@ -52,7 +56,11 @@ _JSON = ("context", "metadata")
 
 
 def add_receivers(
-    message_id: int, rows: list[dict], owner: str | None, lease_until: dt.datetime
+    message_id: int,
+    rows: list[dict],
+    owner: str | None,
+    lease_until: dt.datetime,
+    schedule: tuple | None = None,
 ) -> None:
     """Insert one chunk of a message being stored (see `begin_message`)."""
     db = database.obj
@@ -60,19 +68,22 @@ def add_receivers(
         last = (
             Receiver.select(fn.MAX(Receiver.id)).where(Receiver.message == message_id).scalar() or 0
         )
-        _insert(db, message_id, rows, owner, lease_until, after=last)
+        _insert(db, message_id, rows, owner, lease_until, after=last, schedule=schedule)
         Message.update(lease_until=to_db(lease_until)).where(Message.id == message_id).execute()
 
 
-def _insert(db, message_id, rows, owner, lease_until, after: int) -> list[int]:
+def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None) -> list[int]:
     """Insert receivers, claimed by `owner` (a send) or free (a queue), and their content,
     each with one prepared statement (executemany): a peewee insert_many spent more time
     building SQL than SQLite spent storing. Returns the new receivers' ids, in order."""
     now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
+    # schedule: (next_attempt_at, expires_at, age_from) of a send --at / --expires
+    when = [_param(db, None if t is None else to_db(t)) for t in schedule or (None, None, None)]
     db.cursor().executemany(
         insert_sql(db, "receiver", _RECEIVER_COLUMNS),
         [(message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
-          r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None)
+          r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None,
+          *when)
          for r in rows],
     )  # fmt: skip
     # This message's new rows: map each back to its content by its (random) Message-ID.

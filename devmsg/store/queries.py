@@ -28,10 +28,24 @@ LIST_FIELDS = (
     Receiver.sent_count,
     Receiver.failed_count,
     Receiver.sent_at,
+    Receiver.expires_at,
+    Receiver.age_from,
 )
 
 
-def _summary(row: dict, now: dt.datetime) -> dict:
+def _expiry(row: dict, max_age: dt.timedelta | None) -> dt.datetime | None:
+    """When a receiver not yet sent expires: its --expires time, or max_age after it
+    started ageing, whichever comes first; None when nothing applies (or it is settled)."""
+    if row["status"] not in ("not_sent", "failed", "held"):
+        return None
+    times = [row["expires_at"]]
+    if max_age and max_age.total_seconds() > 0 and row["status"] != "held":
+        times.append((row["age_from"] or row["created_at"]) + max_age)
+    times = [t for t in times if t is not None]
+    return from_db(min(times)) if times else None
+
+
+def _summary(row: dict, now: dt.datetime, max_age: dt.timedelta | None = None) -> dict:
     held = row["claimed_by"] is not None and row["lease_until"] >= now
     return {
         "id": row["id"],
@@ -47,6 +61,7 @@ def _summary(row: dict, now: dt.datetime) -> dict:
         "failed_count": row["failed_count"],
         "sent_at": from_db(row["sent_at"]),
         "next_attempt_at": _next_attempt(row),
+        "expires_at": _expiry(row, max_age),
     }
 
 
@@ -67,6 +82,7 @@ def list_receivers(
     sent_until: dt.datetime | None = None,
     sent_until_exclusive: bool = False,
     limit: int = 50,
+    max_age: dt.timedelta | None = None,
 ) -> list[dict]:
     """Receivers, newest first. `limit` 0 means all."""
     now = to_db(lease_now())  # "sending" is a live claim: the lease clock
@@ -99,10 +115,10 @@ def list_receivers(
     query = query.order_by(Receiver.id.desc())
     if limit:
         query = query.limit(limit)
-    return [_summary(row, now) for row in query.dicts()]
+    return [_summary(row, now, max_age) for row in query.dicts()]
 
 
-def get_receiver(receiver_id: int) -> dict:
+def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
     row = (
         Receiver.select(
             *LIST_FIELDS,
@@ -126,7 +142,7 @@ def get_receiver(receiver_id: int) -> dict:
     )
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
-    detail = _summary(row, to_db(lease_now()))
+    detail = _summary(row, to_db(lease_now()), max_age)
     text, html = bodies(bytes(row["email"]), _bytes(row["bodies"]))
     detail.update(
         claimed_by=row["claimed_by"],
