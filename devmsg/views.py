@@ -176,7 +176,7 @@ def _age(seconds: float) -> str:
 _METRICS = (  # name, help, key in the stats
     ("devmsg_due", "Receivers due for delivery now.", "due"),
     ("devmsg_oldest_unsent_age_seconds",
-     "Age of the oldest receiver not yet sent (not_sent, failed); 0 when none.",
+     "Age of the oldest receiver not yet sent (not_sent, failed, held); 0 when none.",
      "oldest_unsent_age_seconds"),
     ("devmsg_sent_last_hour", "Receivers sent in the last hour.", "sent_last_hour"),
     ("devmsg_failed_last_hour", "Failed attempts in the last hour.", "failed_last_hour"),
