@@ -126,9 +126,11 @@ def stats(
     if json_output:
         _print_json(data)
         return
-    from devmsg.views import prometheus_text, stats_view
-
     if prometheus:
+        from devmsg.cli.prometheus import prometheus_text
+
         sys.stdout.write(prometheus_text(data))
         return
+    from devmsg.views import stats_view
+
     _console().print(stats_view(data, outbox.config.tzinfo))

@@ -1,0 +1,47 @@
+"""`devmsg stats --prometheus`: the stats in Prometheus' text exposition format, for
+node_exporter's textfile collector from cron. No rich here: a cron tick pays only for what
+it prints."""
+
+from __future__ import annotations
+
+_METRICS = (  # name, help, key in the stats
+    ("devmsg_due", "Receivers due for delivery now.", "due"),
+    ("devmsg_oldest_unsent_age_seconds",
+     "Age of the oldest receiver not yet sent (not_sent, failed, held); 0 when none.",
+     "oldest_unsent_age_seconds"),
+    ("devmsg_sent_last_hour", "Receivers sent in the last hour.", "sent_last_hour"),
+    ("devmsg_failed_last_hour", "Failed attempts in the last hour.", "failed_last_hour"),
+    ("devmsg_error_last_hour", "Receivers that became error in the last hour.",
+     "error_last_hour"),
+    ("devmsg_sent_last_24h", "Receivers sent in the last 24 hours.", "sent_last_24h"),
+    ("devmsg_failed_last_24h", "Failed attempts in the last 24 hours.", "failed_last_24h"),
+    ("devmsg_error_last_24h", "Receivers that became error in the last 24 hours.",
+     "error_last_24h"),
+    ("devmsg_paused", "1 while sending is paused.", "paused"),
+)  # fmt: skip
+
+
+def prometheus_text(data: dict) -> str:
+    """The stats in Prometheus' text exposition format, every metric a gauge."""
+    out = [
+        "# HELP devmsg_receivers Receivers by status (sending: under a live claim).",
+        "# TYPE devmsg_receivers gauge",
+    ]
+    counts = data["receivers"]
+    if counts and isinstance(next(iter(counts.values())), dict):
+        for kind, row in counts.items():
+            label = kind.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            out += [f'devmsg_receivers{{status="{s}",type="{label}"}} {n}' for s, n in row.items()]
+    else:
+        out += [f'devmsg_receivers{{status="{s}"}} {n}' for s, n in counts.items()]
+    for name, text, key in _METRICS:
+        value = data[key]
+        value = 0 if value is None else int(value) if isinstance(value, bool) else value
+        out += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    last = data["last_attempt_at"]
+    out += [
+        "# HELP devmsg_last_attempt_timestamp_seconds When the last delivery attempt was made.",
+        "# TYPE devmsg_last_attempt_timestamp_seconds gauge",
+        f"devmsg_last_attempt_timestamp_seconds {0 if last is None else last.timestamp():.3f}",
+    ]
+    return "\n".join(out) + "\n"
