@@ -4,6 +4,7 @@ Every error names where the bad value came from (the option, or the file and lin
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devmsg.config import parse_duration
 from devmsg.errors import InputError
 
 RECEIVER_COLUMNS = ("address", "name", "language")
@@ -190,3 +192,29 @@ def _jsonl_rows(text: str, label: str) -> Iterator[tuple[str, dict]]:
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}")
         yield where, row
+
+
+def parse_time(text: str, option: str, tz) -> dt.datetime:
+    """An ISO 8601 date-time (with an offset, else in the configured time zone `tz`), or
+    `+DURATION` from now (`+2h`, `+30m`, `+1d`)."""
+    text = text.strip()
+    if text.startswith("+"):
+        try:
+            return dt.datetime.now(dt.UTC) + parse_duration(text[1:], default_unit="m")
+        except ValueError as exc:
+            raise InputError(f"{option}: {exc}") from None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option}: not an ISO 8601 date-time or +DURATION: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def parse_age(text: str) -> dt.timedelta:
+    """`90d`, `12h`, `30m`, `2w`, or a bare number of days."""
+    try:
+        return parse_duration(text, default_unit="d")
+    except ValueError:
+        raise InputError(
+            f"--older-than: not an age: {text!r} (use e.g. 90d, 12h, 30m or a number of days)"
+        ) from None

@@ -20,7 +20,7 @@ from pathlib import Path
 import peewee
 
 from devmsg import store
-from devmsg.config import Config, load_config, parse_duration
+from devmsg.config import Config, load_config
 from devmsg.db import make_durable, open_store, store_error
 from devmsg.delivery import DeliveryReport, Progress, Run, check_stop
 from devmsg.errors import BusyError, InputError, NotFoundError
@@ -480,38 +480,10 @@ class Outbox:
         return PurgeReport(receivers, messages)
 
 
-def parse_time(text: str, option: str, tz) -> dt.datetime:
-    """An ISO 8601 date-time (with an offset, else in the configured time zone `tz`), or
-    `+DURATION` from now (`+2h`, `+30m`, `+1d`)."""
-    text = text.strip()
-    if text.startswith("+"):
-        try:
-            return dt.datetime.now(dt.UTC) + parse_duration(text[1:], default_unit="m")
-        except ValueError as exc:
-            raise InputError(f"{option}: {exc}") from None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{option}: not an ISO 8601 date-time or +DURATION: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
-
-
-def parse_age(text: str) -> dt.timedelta:
-    """`90d`, `12h`, `30m`, `2w`, or a bare number of days."""
-    try:
-        return parse_duration(text, default_unit="d")
-    except ValueError:
-        raise InputError(
-            f"--older-than: not an age: {text!r} (use e.g. 90d, 12h, 30m or a number of days)"
-        ) from None
-
-
 __all__ = [
     "DeliveryReport",
     "Outbox",
     "PurgeReport",
     "Recipient",
     "SendReport",
-    "parse_age",
-    "parse_time",
 ]

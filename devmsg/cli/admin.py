@@ -32,7 +32,7 @@ def purge(
 
     Example: devmsg purge --older-than 90d --dry-run
     """
-    from devmsg.outbox import parse_age
+    from devmsg.inputs import parse_age
 
     age = parse_age(older_than) if older_than is not None else None
     outbox = _outbox(ctx)

@@ -111,7 +111,7 @@ def send(
     else:
         recipients = read_receivers(receivers, language)
     outbox = _outbox(ctx)
-    from devmsg.outbox import parse_time
+    from devmsg.inputs import parse_time
 
     tz = outbox.config.tzinfo
     send_at = None if at is None else parse_time(at, "--at", tz)
