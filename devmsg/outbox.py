@@ -35,11 +35,12 @@ class SendReport(DeliveryReport):
     message_id: int = 0
     receiver_ids: list[int] = field(default_factory=list)
     queued: bool = False
+    duplicates: int = 0  # receivers merged: the same mailbox given twice or more
 
     def as_dict(self) -> dict:
         return {"message_id": self.message_id, "receivers": self.receiver_ids,
                 "queued": self.queued, **super().as_dict(),
-                "paused": self.pause is not None}  # fmt: skip
+                "paused": self.pause is not None, "duplicates": self.duplicates}  # fmt: skip
 
 
 @dataclass
@@ -169,13 +170,21 @@ class Outbox:
             renderer.check_template(template)
 
         # Check every receiver before anything is stored; keep only what is needed, compact.
-        checked = []
+        # One mail per mailbox: the same local part, and the domain in any case; the first
+        # occurrence wins (its name and language).
+        checked, seen, duplicates = [], set(), 0
         for position, recipient in enumerate(recipients, start=1):
             where = recipient.source or f"receiver {position}"
             address = check_address(recipient.address, where)
+            local, _, domain = address.address.rpartition("@")
+            if (local, domain.lower()) in seen:
+                duplicates += 1
+                continue
+            seen.add((local, domain.lower()))
             lang = i18n.negotiate(recipient.language or language, cfg.languages,
                                   cfg.default_language)  # fmt: skip
             checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
+        del seen
         if not checked:
             raise InputError("no receivers: give --to or --receivers")
 
@@ -184,7 +193,7 @@ class Outbox:
         pause = store.paused()
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
-        report = SendReport(queued=queue, pause=pause)
+        report = SendReport(queued=queue, pause=pause, duplicates=duplicates)
         run = Run(cfg, report, progress)
         date = mime.date_header(dt.datetime.now(dt.UTC))
         owner = None if queue else run.owner

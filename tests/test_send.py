@@ -47,7 +47,7 @@ def test_send_renders_each_receiver_in_their_language_and_delivers(cli, smtp):
     report = json.loads(result.stdout)
     assert report == {
         "message_id": 1, "receivers": [1, 2], "queued": False,
-        "attempted": 2, "sent": 2, "failed": 0, "error": 0, "paused": False,
+        "attempted": 2, "sent": 2, "failed": 0, "error": 0, "paused": False, "duplicates": 0,
     }  # fmt: skip
     assert sorted(smtp.recipients()) == ["alex@example.com", "ola@example.no"]
     msg = received(smtp, to="ola@example.no")
@@ -299,3 +299,25 @@ def test_redirect_to_delivers_everything_to_one_address(home, smtp):
     assert received(smtp)["To"] == "Ola <ola@example.no>"
     shown = json.loads(cli("show", "1", "--json").stdout)
     assert (shown["to"], shown["sent_to"]) == ("ola@example.no", "staging@example.org")
+
+
+def test_one_mail_per_mailbox_per_message(cli, smtp, home):
+    (home / "dup.csv").write_text(
+        "address,name,language\n"
+        "Ola@Example.no,Ola,nb\n"
+        "Ola@EXAMPLE.NO,Ola again,en\n"  # the same mailbox: merged, the first wins
+        "ola@example.no,Other,en\n"  # another local part: its own mailbox
+        "kari@example.no,Kari,nb\n"
+    )
+    result = cli("send", "--type", "t", "--subject", "s", "--text", "t", "--receivers",
+                 "dup.csv", "--json")  # fmt: skip
+    assert json.loads(result.stdout)["duplicates"] == 1
+    rows = json.loads(cli("list", "--json").stdout)
+    assert sorted((r["to"], r["name"], r["language"]) for r in rows) == [
+        ("Ola@example.no", "Ola", "nb"), ("kari@example.no", "Kari", "nb"),
+        ("ola@example.no", "Other", "en"),
+    ]  # fmt: skip
+    assert len(smtp.messages) == 3
+    human = cli("send", "--type", "t", "--subject", "s", "--text", "t",
+                "--to", "a@example.com", "--to", "a@EXAMPLE.COM")  # fmt: skip
+    assert human.stderr == "1 duplicate receivers merged: one mail per mailbox\n"

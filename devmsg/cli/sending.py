@@ -134,6 +134,8 @@ def send(
             progress=bar,
         ),
     )
+    if report.duplicates and not json_output:
+        _echo(f"{report.duplicates} duplicate receivers merged: one mail per mailbox", err=True)
     if json_output:
         _print_json(report.as_dict())
     elif report.queued and send_at is not None and report.pause is None:
