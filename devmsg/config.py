@@ -67,6 +67,10 @@ class Config:
     def tzinfo(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def minute(self, value: dt.datetime) -> str:
+        """A time for people, in the configured zone: `2026-12-01 10:02 CET`."""
+        return value.astimezone(self.tzinfo).strftime("%Y-%m-%d %H:%M %Z")
+
     @property
     def sender_address(self) -> str:
         return address_of(self.sender)

@@ -284,7 +284,7 @@ class Run:
             _STOP.track(transport, True)
             try:
                 while not self._stopping():
-                    batch = self._next(next_batch, transport)
+                    batch = self._next(next_batch)
                     if not batch:
                         return
                     if not self._deliver_batch(transport, store.outgoing(batch)):
@@ -301,7 +301,7 @@ class Run:
     # batch's receivers failed. The hand-back and a worker's last look for work happen under
     # one lock, so no batch handed back is ever left behind.
 
-    def _next(self, next_batch: Callable[[], list[int]], transport) -> list[int]:
+    def _next(self, next_batch: Callable[[], list[int]]) -> list[int]:
         with self._pool_lock:
             if self._returned:
                 return self._returned.pop()

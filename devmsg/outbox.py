@@ -345,9 +345,7 @@ class Outbox:
     def pause_text(self, pause: dict, verb: str = "is") -> str:
         """`sending is paused by ola@host since 2026-12-01 10:02 CET until ...: reason`."""
 
-        def when(value: dt.datetime) -> str:
-            return value.astimezone(self.config.tzinfo).strftime("%Y-%m-%d %H:%M %Z")
-
+        when = self.config.minute
         text = f"sending {verb} paused by {pause['paused_by']} since {when(pause['paused_at'])}"
         if pause["until"] is not None:
             text += f" until {when(pause['until'])}"
@@ -432,9 +430,8 @@ class Outbox:
             missing = sorted(set(selection.ids) - store.existing_ids(selection.ids))
             if missing:
                 raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
-        text = store.reason_text(
-            action, _current_user(), dt.datetime.now(dt.UTC), self.config.tzinfo, reason
-        )
+        when = self.config.minute(dt.datetime.now(dt.UTC))
+        text = store.reason_text(action, _current_user(), when, reason)
         return store.change(action, selection, text, dry_run)
 
     @_store_errors

@@ -139,7 +139,7 @@ def send(
     if json_output:
         _print_json(report.as_dict())
     elif report.queued and send_at is not None and report.pause is None:
-        when = send_at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+        when = outbox.config.minute(send_at)
         _echo(
             f"message {report.message_id}: {len(report.receiver_ids)} receivers due at {when} "
             "(devmsg resend-failed delivers them then)"

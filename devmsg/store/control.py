@@ -115,10 +115,10 @@ def _set(ids: list[int], **values) -> None:
         Receiver.update(**values).where(Receiver.id.in_(batch)).execute()
 
 
-def reason_text(action: str, user: str, when: dt.datetime, tz, reason: str | None) -> str:
+def reason_text(action: str, user: str, when: str, reason: str | None) -> str:
     """`cancelled by ola at 2026-12-01 10:02 CET: wrong deadline`."""
     verb = {"hold": "held", "release": "released", "cancel": "cancelled"}[action]
-    text = f"{verb} by {user} at {when.astimezone(tz).strftime('%Y-%m-%d %H:%M %Z')}"
+    text = f"{verb} by {user} at {when}"
     return f"{text}: {reason}" if reason else text
 
 
