@@ -27,6 +27,7 @@ database = DatabaseProxy()
 
 STATUSES = ("not_sent", "failed", "error", "sent", "held", "cancelled", "expired")
 DELIVERABLE = ("not_sent", "failed")  # what send and resend-failed may deliver
+UNSENT = (*DELIVERABLE, "held")  # not yet sent, and may still be
 SENDING = "sending"  # shown, never stored: a receiver under a live claim
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from devmsg.models import database
+from devmsg.models import DELIVERABLE, database
 from devmsg.store.base import _param, utcnow, writing
 
 if TYPE_CHECKING:
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 # The per-receiver writes are the hot path of delivery: plain, portable SQL with the
 # driver's placeholder, instead of building a peewee query for every receiver (which cost
 # more than the SMTP exchange). Everything else goes through peewee's query builder.
-_DELIVERABLE = "status IN ('not_sent', 'failed')"
+_DELIVERABLE = f"status IN ({', '.join(repr(status) for status in DELIVERABLE)})"
 _SQL = {
     "start": "UPDATE receiver SET attempt_started_at = ? WHERE id = ?",
     # send and resend-failed re-check the status in the commit that starts an attempt: an

@@ -8,7 +8,7 @@ from peewee import fn
 
 from devmsg.content import bodies
 from devmsg.errors import NotFoundError
-from devmsg.models import SENDING, Content, Failure, Message, Receiver
+from devmsg.models import SENDING, UNSENT, Content, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db
 from devmsg.store.claims import _claimed
 
@@ -36,7 +36,7 @@ LIST_FIELDS = (
 def _expiry(row: dict, max_age: dt.timedelta | None) -> dt.datetime | None:
     """When a receiver not yet sent expires: its --expires time, or max_age after it
     started ageing, whichever comes first; None when nothing applies (or it is settled)."""
-    if row["status"] not in ("not_sent", "failed", "held"):
+    if row["status"] not in UNSENT:
         return None
     times = [row["expires_at"]]
     if max_age and max_age.total_seconds() > 0 and row["status"] != "held":
