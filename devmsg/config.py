@@ -57,6 +57,8 @@ class Config:
     claim_lease: dt.timedelta = dt.timedelta(minutes=5)
     max_age: dt.timedelta = dt.timedelta(days=5)  # 0: never expire
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    rate_limits: tuple = ()  # of devmsg.limits.Limit
+    suppress: bool = True  # a 5xx about the mailbox puts the address on the suppression list
 
     @property
     def store_name(self) -> str:
@@ -93,6 +95,8 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "claim_lease": ((str,), 'a duration such as "5m"'),
     "max_age": ((str,), 'a duration such as "5d"'),
     "smtp": ((dict,), "a table"),
+    "rate_limits": ((dict,), "a table"),
+    "suppress": ((bool,), "true or false"),
 }
 _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "host": ((str,), "a string"),
@@ -167,7 +171,7 @@ def _check_types(data: dict, spec: dict, where: str, prefix: str = "") -> None:
             raise ConfigError(f"{where}: unknown key '{prefix}{key}' (known keys: {known})")
         types, name = spec[key]
         # bool is an int in Python; a TOML true is never a valid number here.
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise ConfigError(
                 f"{where}: key '{prefix}{key}' must be {name}, got {type(value).__name__}"
             )
@@ -239,6 +243,9 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         return base / Path(data.get(key, str(default)))
 
     database, database_url = _database(data.get("database"), base, where)
+    from devmsg.limits import parse_limits
+
+    rate_limits = parse_limits(data.get("rate_limits", {}), where)
 
     return Config(
         path=path,
@@ -257,6 +264,8 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         busy_timeout=duration("busy_timeout", defaults.busy_timeout),
         claim_lease=duration("claim_lease", defaults.claim_lease, minimum=1),
         max_age=duration("max_age", defaults.max_age),
+        rate_limits=rate_limits,
+        suppress=data.get("suppress", defaults.suppress),
         smtp=SmtpConfig(
             host=smtp_data.get("host", smtp_defaults.host),
             port=port,

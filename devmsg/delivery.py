@@ -27,70 +27,20 @@ from dataclasses import dataclass, field
 from devmsg import store
 from devmsg.config import Config
 from devmsg.errors import Interrupted
+from devmsg.stopping import (  # noqa: F401  (the stop is part of this module's interface)
+    _STOP,
+    STOP_GRACE,
+    check_stop,
+    clear_stop,
+    request_stop,
+    stop_requested,
+)
 from devmsg.store import Outgoing, Policy
 
 Progress = Callable[[int, int], None]  # (done, total)
 
 DUE_BATCH = 25  # resend-failed claims this many at a time, so concurrent runs share the work
 ID_BATCH = 50
-STOP_GRACE = 5.0  # seconds an SMTP exchange in flight may take to finish after a stop
-
-
-class _StopRequest:
-    """A process-wide request to stop delivering (from a signal handler: it only sets an
-    event and starts a timer). After `grace` seconds the connections still talking are shut
-    down, so that a server that does not answer cannot keep the process."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reason = ""
-        self.exit_code = 1
-        self._transports: set = set()
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-
-    def request(self, reason: str, exit_code: int, grace: float) -> None:
-        self.reason, self.exit_code = reason, exit_code
-        self.event.set()
-        self._timer = threading.Timer(grace, self._abandon)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def clear(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self.event.clear()
-
-    def track(self, transport, add: bool) -> None:
-        with self._lock:
-            (self._transports.add if add else self._transports.discard)(transport)
-
-    def _abandon(self) -> None:
-        with self._lock:
-            for transport in self._transports:
-                transport.abort()
-
-
-_STOP = _StopRequest()
-
-
-def request_stop(reason: str, exit_code: int = 1, grace: float = STOP_GRACE) -> None:
-    """Ask every delivery run in this process to stop politely (see the module's doc)."""
-    _STOP.request(reason, exit_code, grace)
-
-
-def stop_requested() -> bool:
-    return _STOP.event.is_set()
-
-
-def clear_stop() -> None:
-    _STOP.clear()
-
-
-def check_stop(doing: str) -> None:
-    """Raise Interrupted if a stop was requested while doing something (storing)."""
-    if _STOP.event.is_set():
-        raise Interrupted(f"stopped by {_STOP.reason} {doing}", _STOP.exit_code)
 
 
 def new_owner() -> str:
@@ -111,14 +61,23 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     error: int = 0
+    deferred: int = 0  # not attempted: a rate limit lets them through later
+    suppressed: int = 0  # not attempted: the address is on the suppression list
     pause: dict | None = field(default=None, compare=False)  # the pause that stopped it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, status: str) -> int:
+        """One attempt's outcome; how many receivers the run is done with."""
         with self._lock:
             self.attempted += 1
             setattr(self, status, getattr(self, status) + 1)
-            return self.attempted
+            return self.attempted + self.deferred + self.suppressed
+
+    def skipped(self, reason: str, count: int) -> int:
+        """Receivers not attempted (`deferred` or `suppressed`); how many are done."""
+        with self._lock:
+            setattr(self, reason, getattr(self, reason) + count)
+            return self.attempted + self.deferred + self.suppressed
 
     @property
     def ok(self) -> bool:
@@ -126,7 +85,8 @@ class DeliveryReport:
 
     def as_dict(self) -> dict:
         return {"attempted": self.attempted, "sent": self.sent, "failed": self.failed,
-                "error": self.error}  # fmt: skip
+                "error": self.error, "deferred": self.deferred,
+                "suppressed": self.suppressed}  # fmt: skip
 
 
 class Run:
@@ -160,6 +120,13 @@ class Run:
         self._down = None  # the failure that showed no connection can be had
         self._live: set = set()  # transports of this run with a working connection
         self._returned: list[list[int]] = []  # batches handed back by refused connections
+        self.check_suppressed = False  # resend-failed: a listed address is not tried
+        self.limiter = None
+        if config.rate_limits:
+            from devmsg.limits import Limiter
+
+            hold = config.claim_lease.total_seconds()
+            self.limiter = Limiter(config.rate_limits, self.owner, hold)
 
     def lease_until(self) -> dt.datetime:
         return store.lease_now() + self.config.claim_lease
@@ -196,6 +163,7 @@ class Run:
         """resend-failed: claim due receivers in small batches until none is left. Only what
         was due when the run started is taken, so each receiver is tried once a run."""
         store.recover_expired(self.policy)
+        self.check_suppressed = True
         self.started = dt.datetime.now(dt.UTC)  # after recovery: what it released is due
         self.total = store.count_due(self.policy, self.started)
         if not self.total:
@@ -245,7 +213,8 @@ class Run:
             heartbeat.join()
             store.release_claims(self.owner)
         if _STOP.event.is_set():
-            report, left = self.report, max(self.total - self.report.attempted, 0)
+            report = self.report
+            left = max(self.total - report.attempted - report.deferred - report.suppressed, 0)
             raise Interrupted(
                 f"stopped by {_STOP.reason}: attempted {report.attempted} (sent {report.sent}, "
                 f"failed {report.failed}, error {report.error}); {left} receivers not "
@@ -263,6 +232,8 @@ class Run:
         try:
             while not done.wait(interval):
                 store.renew(self.owner, self.lease_until())
+                if self.limiter is not None:
+                    self.limiter.renew()
         except Exception:
             self._stop.set()
         finally:
@@ -359,14 +330,17 @@ class Run:
     def _deliver_batch(self, transport, rows: list[Outgoing]) -> bool:
         """Deliver a batch over this worker's connection. False: the server refused the
         connection and the batch went back to the run's other connections."""
-        from devmsg.transport import DeliveryFailure
-
-        cfg = self.config
-        sender = cfg.sender_address
         if self._stopping():
             return True  # _run releases the batch
         if not rows:
             return True  # deleted under this run (a purge, by hand): nothing to deliver
+        if self.check_suppressed:
+            gone = store.suppress_claimed(self.owner, rows, self.config.minute)
+            if gone:
+                rows = [row for row in rows if row.id not in gone]
+                self._skipped("suppressed", len(gone))
+        if not rows:
+            return True
         failure = self._unreachable(transport) or self._connect(transport)
         if failure is not None:
             if self._hand_back(transport, [row.id for row in rows]):
@@ -378,6 +352,54 @@ class Run:
             for row in rows:
                 self._record(row, failure, None)
             return True
+        if self.limiter is None:
+            return self._exchange(transport, rows, [])
+        return self._paced(transport, rows)
+
+    def _paced(self, transport, rows: list[Outgoing]) -> bool:
+        """Deliver a batch under the rate limits: those the limits let through now go, the
+        others wait for a permit (paced) or are deferred (left due when it frees)."""
+        limiter, pending = self.limiter, rows
+        while pending:
+            holder = limiter.holder()
+            admission = limiter.admit([self._to(row) for row in pending], holder)
+            if admission.defer:
+                store.defer(self.owner, {pending[i].id: t for i, t in admission.defer.items()})
+                self._skipped("deferred", len(admission.defer))
+            going = [pending[i] for i in admission.go]
+            pending = [pending[i] for i in admission.wait]
+            if going:
+                try:
+                    if not self._exchange(transport, going, pending):
+                        return False
+                finally:
+                    if admission.permits:
+                        limiter.done(holder)
+            if pending and not self._sleep(admission.pause):
+                return True  # stopping: _run releases what was not started
+        return True
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait for a permit; False if the run is stopping meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            _STOP.event.wait(min(left, 0.25))
+        return False
+
+    def _to(self, row: Outgoing) -> str:
+        return self.config.redirect_to or row.envelope or _envelope(row.address)
+
+    def _exchange(self, transport, rows: list[Outgoing], later: list[Outgoing]) -> bool:
+        """Try each receiver over this connection, one commit each. False: a reconnect was
+        refused, and these with `later` went back to the run's other connections."""
+        from devmsg.inputs import mailbox_key
+        from devmsg.transport import DeliveryFailure
+
+        sender = self.config.sender_address
+        listed = {} if self.recheck else store.suppressed(row.address for row in rows)
         recheck = self.recheck
         started = store.start_attempt(rows[0].id, recheck=recheck)
         for index, row in enumerate(rows):
@@ -391,13 +413,13 @@ class Run:
             if not started:  # held or cancelled since it was claimed: not attempted
                 started = store.skip(row.id, start_next, recheck)
                 continue
-            to = cfg.redirect_to or row.envelope or _envelope(row.address)
+            to = self._to(row)
             try:
                 transport.send(sender, to, row.mime)
             except DeliveryFailure as failure:
                 if failure.connect_failed:  # a reconnect was refused: nothing was tried
                     store.start_attempt(row.id, started=False)
-                    if self._hand_back(transport, [r.id for r in rows[index:]]):
+                    if self._hand_back(transport, [r.id for r in rows[index:] + later]):
                         return False
                 if transport.aborted:  # a stop abandoned it: it may have been delivered
                     failure = _abandoned(failure)
@@ -409,6 +431,8 @@ class Run:
             else:
                 status, started = store.record_success(row.id, to, start_next, recheck)
                 self._count(status)
+                if listed and mailbox_key(row.address) in listed:
+                    store.unsuppress(row.address)  # a person's resend reached it: not dead
         return True
 
     def _record(self, row: Outgoing, failure, start_next: int | None) -> bool:
@@ -418,12 +442,26 @@ class Run:
             self.policy, start_next, backoff=not failure.interrupted, recheck=self.recheck,
         )  # fmt: skip
         self._count(status)
+        cfg = self.config
+        if cfg.suppress and not cfg.redirect_to and status != store.VANISHED:
+            from devmsg.transport import mailbox_is_gone
+
+            if mailbox_is_gone(failure):
+                _stage, code, reply = failure.refusal
+                store.add_suppression(
+                    row.address, failure.error, "devmsg (refused at RCPT)", code, reply, row.id
+                )
         return started
 
     def _count(self, status: str) -> None:
         if status == store.VANISHED:
             return
-        done = self.report.count(status)
+        self._progress(self.report.count(status))
+
+    def _skipped(self, reason: str, count: int) -> None:
+        self._progress(self.report.skipped(reason, count))
+
+    def _progress(self, done: int) -> None:
         if self.progress is not None:
             self.progress(done, max(self.total, done))
 

@@ -66,6 +66,12 @@ def _plain(address: str) -> Address | None:
     return Address(normalized, normalized, False)
 
 
+def mailbox_key(address: str) -> str:
+    """One mailbox, however it is written: the local part exactly, the domain in any case."""
+    local, _, domain = address.strip().rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
 def check_address(address: str, where: str = "") -> Address:
     """Validate one address. A line break anywhere is invalid: it could inject a header."""
     fast = _plain(address.strip())

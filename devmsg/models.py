@@ -17,6 +17,7 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateTimeField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -25,7 +26,9 @@ from peewee import (
 
 database = DatabaseProxy()
 
-STATUSES = ("not_sent", "failed", "error", "sent", "held", "cancelled", "expired")
+STATUSES = (
+    "not_sent", "failed", "error", "sent", "held", "cancelled", "expired", "suppressed",
+)  # fmt: skip
 DELIVERABLE = ("not_sent", "failed")  # what send and resend-failed may deliver
 UNSENT = (*DELIVERABLE, "held")  # not yet sent, and may still be
 SENDING = "sending"  # shown, never stored: a receiver under a live claim
@@ -139,4 +142,48 @@ class Pause(BaseModel):
         table_name = "pause"
 
 
-MODELS = (Message, Receiver, Content, Failure, Pause)
+class RateLimit(BaseModel):
+    """One row per configured limit: how many permits count now (the row a grant locks)."""
+
+    id = AutoField()
+    name = CharField(unique=True)
+    active = IntegerField(default=0)
+
+    class Meta:
+        table_name = "rate_limit"
+
+
+class RatePermit(BaseModel):
+    """An attempt at the server under a limit, counting until `until` (database clock)."""
+
+    id = AutoField()
+    limit_name = CharField()
+    taken = DoubleField()
+    until = DoubleField()
+    span = DoubleField()
+    holder = CharField(null=True)  # "<owner>#<n>" while its exchange is in flight
+
+    class Meta:
+        table_name = "rate_permit"
+        # (holder): partial, WHERE holder IS NOT NULL (see migration 0009)
+        indexes = ((("limit_name", "until"), False), (("holder",), False))
+
+
+class Suppression(BaseModel):
+    """An address not to be tried again: a mailbox that does not exist, or added by hand."""
+
+    id = AutoField()
+    address_key = CharField(unique=True)
+    address = CharField()
+    reason = TextField()
+    smtp_code = IntegerField(null=True)
+    smtp_reply = TextField(null=True)
+    receiver_id = IntegerField(null=True)
+    created_at = DateTimeField()
+    created_by = CharField()
+
+    class Meta:
+        table_name = "suppression"
+
+
+MODELS = (Message, Receiver, Content, Failure, Pause, RateLimit, RatePermit, Suppression)

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import getpass
 import os
-import sys
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +20,12 @@ from pathlib import Path
 import peewee
 
 from devmsg import store
+from devmsg.compose import build_rows, check_receivers
 from devmsg.config import Config, load_config
 from devmsg.db import make_durable, open_store, store_error
 from devmsg.delivery import DeliveryReport, Progress, Run, check_stop
 from devmsg.errors import BusyError, InputError, NotFoundError
-from devmsg.inputs import Recipient
+from devmsg.inputs import Recipient, mailbox_key
 from devmsg.models import SENDING, STATUSES, JSONField
 
 RENDER_CHUNK = 500
@@ -66,8 +67,12 @@ def _store_errors(method):
     return wrapper
 
 
-def _eol(body: str) -> str:
-    return body if not body or body.endswith("\n") else body + "\n"
+def _deliverable(ids: list[int], checked: list, listed: dict) -> list[int]:
+    """The stored receivers (ids in the order given) whose address is not suppressed."""
+    if not listed:
+        return ids
+    return [rid for rid, (address, _, _) in zip(ids, checked, strict=True)
+            if mailbox_key(address.address) not in listed]  # fmt: skip
 
 
 @functools.cache
@@ -131,9 +136,7 @@ class Outbox:
         """Render for every recipient in their language, store it all, then deliver (or, with
         `queue`, leave it `not_sent` for resend-failed). Invalid input raises InputError and
         stores nothing."""
-        from devmsg import i18n
         from devmsg.htmltext import html_to_text
-        from devmsg.inputs import check_address
         from devmsg.render import Rendered, one_line
 
         cfg = self.config
@@ -161,6 +164,7 @@ class Outbox:
             queue = True  # delivered by resend-failed once due
         if template is not None and (subject or text or html):
             raise InputError("give either --template or --subject/--text/--html, not both")
+        inline, render = None, None
         if template is None:
             if not subject or not (text or html):
                 raise InputError("without --template, give --subject and --text or --html")
@@ -168,32 +172,19 @@ class Outbox:
         else:
             renderer = self._renderer
             renderer.check_template(template)
-
-        # Check every receiver before anything is stored; keep only what is needed, compact.
-        # One mail per mailbox: the same local part, and the domain in any case; the first
-        # occurrence wins (its name and language).
-        checked, seen, duplicates = [], set(), 0
-        for position, recipient in enumerate(recipients, start=1):
-            where = recipient.source or f"receiver {position}"
-            address = check_address(recipient.address, where)
-            local, _, domain = address.address.rpartition("@")
-            if (local, domain.lower()) in seen:
-                duplicates += 1
-                continue
-            seen.add((local, domain.lower()))
-            lang = i18n.negotiate(recipient.language or language, cfg.languages,
-                                  cfg.default_language)  # fmt: skip
-            checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
-        del seen
-        if not checked:
-            raise InputError("no receivers: give --to or --receivers")
+            render = renderer.render
 
         from devmsg import mime
+
+        checked, duplicates = check_receivers(recipients, language, cfg)
+        listed = store.suppressed(address.address for address, _, _ in checked)
 
         pause = store.paused()
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
         report = SendReport(queued=queue, pause=pause, duplicates=duplicates)
+        report.suppressed = sum(1 for address, _, _ in checked
+                                if mailbox_key(address.address) in listed)  # fmt: skip
         run = Run(cfg, report, progress)
         date = mime.date_header(dt.datetime.now(dt.UTC))
         owner = None if queue else run.owner
@@ -207,45 +198,7 @@ class Outbox:
         }
 
         def rows_for(chunk) -> list[dict]:
-            rows = []
-            for address, name, lang in chunk:
-                if template is None:
-                    rendered = inline
-                else:
-                    info = {"address": address.address, "name": name, "language": lang}
-                    rendered = renderer.render(template, context, info, lang)
-                # What is stored is exactly what is sent: MIME ends a part with a newline.
-                body_text, body_html = _eol(rendered.text), _eol(rendered.html)
-                if "\x00" in body_text or "\x00" in body_html:
-                    raise InputError(
-                        f"{template or '--text/--html'}: the content contains a NUL "
-                        "character, which email cannot carry"
-                    )
-                header_id = mime.new_message_id(cfg.sender)
-                rows.append(
-                    {
-                        "address": address.address,
-                        "envelope_to": address.envelope,
-                        "name": name,
-                        "language": lang,
-                        "subject": rendered.subject,
-                        "body_text": body_text,
-                        "body_html": body_html,
-                        "message_id_header": header_id,
-                        "mime": mime.build(
-                            sender=cfg.sender,
-                            address=address.address if address.smtputf8 else address.envelope,
-                            name=name,
-                            subject=rendered.subject,
-                            text=body_text,
-                            html=body_html,
-                            message_id=header_id,
-                            date=date,
-                            smtputf8=address.smtputf8,
-                        ),  # fmt: skip
-                    }
-                )
-            return rows
+            return build_rows(chunk, cfg, template, context, render, inline, date, listed)
 
         if len(checked) <= RENDER_CHUNK:
             # One transaction: the application's one-receiver-per-event path.
@@ -272,7 +225,7 @@ class Outbox:
         report.message_id, report.receiver_ids = message_id, ids
         try:
             if not queue:
-                run.deliver_ids(ids)
+                run.deliver_ids(_deliverable(ids, checked, listed))
         finally:
             make_durable(self.db)
         return report
@@ -467,6 +420,41 @@ class Outbox:
             raise store_error(name, timeout, exc) from None
         finally:
             target_db.close()
+
+    # -- rate limits and the suppression list ----------------------------------------------
+
+    @_store_errors
+    def limits(self) -> list[dict]:
+        """Each configured rate limit: count, window, used now, when the next permit frees."""
+        from devmsg.limits import usage
+
+        return usage(self.config.rate_limits)
+
+    @_store_errors
+    def suppressions(self) -> list[dict]:
+        return store.list_suppressions()
+
+    @_store_errors
+    def suppress(self, addresses: list[str], reason: str | None = None) -> int:
+        """Put addresses on the suppression list (all checked first); how many were new."""
+        from devmsg.inputs import check_address
+
+        checked = [check_address(address, "ADDRESS").address for address in addresses]
+        by = f"{_current_user()}@{socket.gethostname()}"
+        return sum(store.add_suppression(a, reason or f"added by {by}", by) for a in checked)
+
+    @_store_errors
+    def unsuppress(self, addresses: list[str], requeue: bool = False) -> tuple[int, int]:
+        """Take addresses off the list (all must be on it); with `requeue`, their
+        suppressed receivers become not_sent, due at once. (removed, requeued)."""
+        by = f"{_current_user()}@{socket.gethostname()}"
+        now = self.config.minute(dt.datetime.now(dt.UTC))
+        try:
+            return store.remove_suppressions(
+                addresses, requeue, f"requeued by {by} at {now}: off the suppression list"
+            )
+        except LookupError as exc:
+            raise NotFoundError(f"not on the suppression list: {exc}") from None
 
     # -- purge ---------------------------------------------------------------------------
 

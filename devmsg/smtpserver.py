@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -19,6 +20,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    at: float = 0.0  # time.time() when the server accepted it
 
 
 @dataclass
@@ -203,6 +205,7 @@ class CapturingServer:
                 self.sessions += 1
 
     def _store(self, received: Received) -> None:
+        received.at = time.time()
         with self._lock:
             self.messages.append(received)
 

@@ -30,6 +30,7 @@ class DeliveryFailure(Exception):
     permanent: bool
     connect_failed: bool = False  # no connection could be opened: the rest of a batch too
     interrupted: bool = False  # abandoned by a stop: says nothing about the server
+    refusal: tuple[str, int, str] | None = None  # (stage, code, reply text) of a refusal
 
     def __str__(self) -> str:
         return self.error
@@ -228,7 +229,26 @@ class SmtpTransport:
         if password:
             tb = tb.replace(password, "***")
             error = error.replace(password, "***")
-        return DeliveryFailure(error, tb, permanent, connect_failed)
+        refusal = None
+        if isinstance(exc, SMTPRefused):
+            refusal = (exc.stage, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
+        return DeliveryFailure(error, tb, permanent, connect_failed, refusal=refusal)
+
+
+_ENHANCED = re.compile(r"^\d{3}[ -]?(\d)\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def mailbox_is_gone(failure: DeliveryFailure) -> bool:
+    """A permanent refusal about the mailbox itself: a 5xx at RCPT with enhanced status
+    5.1.x (bad address) or 5.2.1 (mailbox disabled). A policy or reputation refusal (5.7.x)
+    is not about the mailbox."""
+    if failure.refusal is None:
+        return False
+    stage, code, reply = failure.refusal
+    match = _ENHANCED.match(reply)
+    if stage != "RCPT" or not 500 <= code < 600 or match is None or match[1] != "5":
+        return False
+    return match[2] == "1" or (match[2], match[3]) == ("2", "1")
 
 
 def _reply(code: int, resp: bytes | str) -> str:

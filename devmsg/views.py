@@ -13,7 +13,7 @@ from rich.text import Text
 
 STATUS_STYLE = {
     "sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim", "sending": "cyan",
-    "held": "magenta", "cancelled": "dim strike", "expired": "dim",
+    "held": "magenta", "cancelled": "dim strike", "expired": "dim", "suppressed": "dim red",
 }  # fmt: skip
 
 
@@ -186,3 +186,35 @@ def to_json(value) -> str:
 
 
 _RAW_CONTROL = re.compile("[\x7f-\x9f]")
+
+
+def _table() -> Table:
+    return Table(box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False, collapse_padding=True)
+
+
+def limits_table(rows: list[dict], tz: ZoneInfo) -> Table:
+    table = _table()
+    for name, justify in (("Scope", "left"), ("Limit", "left"), ("Used", "right"),
+                          ("Free", "right"), ("Next permit", "left")):  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=True)
+    for row in rows:
+        scope = "all receivers" if row["scope"] == "*" else row["scope"]
+        when = row["next_permit_at"]
+        table.add_row(Text(scope), Text(row["limit"]), Text(f"{row['used']}/{row['count']}"),
+                      Text(str(row["available"])),
+                      Text("now" if when is None else local_long(when, tz)))  # fmt: skip
+    return table
+
+
+def suppressions_table(rows: list[dict], tz: ZoneInfo) -> Table:
+    table = _table()
+    table.add_column("Address", overflow="fold", ratio=2)
+    table.add_column("Since", no_wrap=True)
+    table.add_column("Reason", overflow="fold", ratio=3)
+    table.add_column("Receiver", justify="right", no_wrap=True)
+    table.add_column("By", overflow="fold", ratio=1)
+    for row in rows:
+        receiver = "" if row["receiver_id"] is None else f"#{row['receiver_id']}"
+        table.add_row(Text(row["address"]), Text(local(row["created_at"], tz)),
+                      Text(row["reason"]), Text(receiver), Text(row["created_by"]))  # fmt: skip
+    return table

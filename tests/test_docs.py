@@ -22,8 +22,9 @@ COMMANDS = sorted(
 def test_every_command_has_help_with_an_example_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert COMMANDS == [
-        "cancel", "demo", "hold", "list", "pause", "purge", "release", "resend", "resend-failed",
-        "resume", "send", "show", "stats", "store copy",
+        "cancel", "demo", "hold", "limits", "list", "pause", "purge", "release", "resend",
+        "resend-failed", "resume", "send", "show", "stats", "store copy", "suppress add",
+        "suppress list", "suppress remove",
     ]  # fmt: skip
     for name in COMMANDS:
         result = Cli(None)(*name.split(), "--help")
@@ -37,7 +38,7 @@ def test_readme_documents_exit_codes_and_config_keys():
     for key in ("database", "templates", "locales", "default_language", "languages",
                 "resend_limit", "sender", "timezone", "redirect_to", "DEVMSG_SMTP_PASSWORD",
                 "max_age", "claim_lease", "busy_timeout", "retry_backoff",
-                "security", "timeout"):  # fmt: skip
+                "security", "timeout", "suppress", "rate_limits"):  # fmt: skip
         assert f"`{key}`" in readme or key in readme, key
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |"):
         assert code in readme

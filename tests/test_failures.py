@@ -175,7 +175,7 @@ def test_zero_backoff_retries_on_every_run(home, smtp):
     cli(*SEND, "--to", "a@example.com")
     assert json.loads(cli("resend-failed", "--json").stdout)["attempted"] == 1
     assert json.loads(cli("resend-failed", "--json").stdout) == {
-        "attempted": 1, "sent": 0, "failed": 0, "error": 1,
+        "attempted": 1, "sent": 0, "failed": 0, "error": 1, "deferred": 0, "suppressed": 0,
     }  # fmt: skip
 
 

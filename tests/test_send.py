@@ -47,7 +47,8 @@ def test_send_renders_each_receiver_in_their_language_and_delivers(cli, smtp):
     report = json.loads(result.stdout)
     assert report == {
         "message_id": 1, "receivers": [1, 2], "queued": False,
-        "attempted": 2, "sent": 2, "failed": 0, "error": 0, "paused": False, "duplicates": 0,
+        "attempted": 2, "sent": 2, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+        "paused": False, "duplicates": 0,
     }  # fmt: skip
     assert sorted(smtp.recipients()) == ["alex@example.com", "ola@example.no"]
     msg = received(smtp, to="ola@example.no")

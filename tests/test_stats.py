@@ -29,25 +29,25 @@ def test_stats_json_and_table(home, smtp):
     data.pop("last_attempt_at")
     assert data == {
         "receivers": {"not_sent": 1, "failed": 1, "error": 1, "sent": 2, "held": 0,
-                      "cancelled": 0, "expired": 0, "sending": 0},
+                      "cancelled": 0, "expired": 0, "suppressed": 0, "sending": 0},
         "due": 1,  # the queued one; the failed one waits out its backoff
         "sent_last_hour": 2, "failed_last_hour": 2, "error_last_hour": 1,
         "sent_last_24h": 2, "failed_last_24h": 2, "error_last_24h": 1,
         "paused": False,
     }  # fmt: skip
     by_type = json.loads(cli("stats", "--json", "--by", "type").stdout)["receivers"]
-    none = {"held": 0, "cancelled": 0, "expired": 0, "sending": 0}
+    none = {"held": 0, "cancelled": 0, "expired": 0, "suppressed": 0, "sending": 0}
     assert by_type == {
         "digest": {"not_sent": 1, "failed": 0, "error": 0, "sent": 0, **none},
         "news": {"not_sent": 0, "failed": 1, "error": 1, "sent": 2, **none},
     }
     table = re.sub(r"\d+(\.\d)?[smhd] old", "<age> old", mask(cli("stats").stdout))
     assert table == (
-        "                                                                               \n"
-        "       not_sent   failed   error   sent   held   cancelled   expired   sending \n"
-        " ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ \n"
-        " all          1        1       1      2      0           0         0         0 \n"
-        "                                                                               \n"
+        "                                                                                            \n"
+        "       not_sent   failed   error   sent   held   cancelled   expired   suppressed   sending \n"
+        " ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ \n"
+        " all          1        1       1      2      0           0         0            0         0 \n"
+        "                                                                                            \n"
         "Due now: 1\n"
         "Oldest not yet sent: <age> old\n"
         "Last hour: 2 sent, 2 failed attempts, 1 became error\n"

@@ -18,7 +18,8 @@ def test_blank_database_is_migrated_to_the_models_schema(tmp_path):
     db = open_database(path)
     try:
         assert sorted(db.get_tables()) == [
-            "content", "failure", "message", "pause", "receiver", "schema_migration",
+            "content", "failure", "message", "pause", "rate_limit", "rate_permit", "receiver",
+            "schema_migration", "suppression",
         ]  # fmt: skip
         for model in MODELS:
             table = model._meta.table_name

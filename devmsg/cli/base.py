@@ -173,7 +173,12 @@ def _deliver(label: str, work):
 
 
 def _summary(report, what: str) -> str:
-    return (
+    text = (
         f"{what}: attempted {report.attempted}, sent {report.sent}, "
         f"failed {report.failed}, error {report.error}"
     )
+    if report.deferred:
+        text += f"; {report.deferred} deferred by a rate limit (see devmsg limits)"
+    if report.suppressed:
+        text += f"; {report.suppressed} suppressed (see devmsg suppress list)"
+    return text

@@ -20,7 +20,7 @@ def list_(
             "--status",
             "-s",
             metavar="STATUS",
-            help="not_sent, failed, error, sent, held, cancelled, expired or sending. Repeatable.",
+            help="not_sent, failed, error, sent, held, cancelled, expired, suppressed or sending.",
         ),
     ] = None,
     type: Annotated[

@@ -1,6 +1,7 @@
 """Every query the use cases need, by concern: `base` (transactions, time, the lease
 clock), `create` (storing a message), `claims` (claims, leases, recovery, what is due),
-`outcomes` (recording attempts), `queries` (list and show), `admin` (purge). Each write is
+`outcomes` (recording attempts), `queries` (list and show), `admin` (purge),
+`ratelimit` (shared rate-limit permits), `suppression` (the suppression list). Each write is
 one short transaction; none is ever held across SMTP I/O. Times go in as aware datetimes
 and are stored as naive UTC."""
 
@@ -22,6 +23,7 @@ from devmsg.store.claims import (
     claim_due,
     claim_ids,
     count_due,
+    defer,
     existing_ids,
     outgoing,
     recover_expired,
@@ -46,7 +48,22 @@ from devmsg.store.create import (
 )
 from devmsg.store.outcomes import VANISHED, record_failure, record_success, skip, start_attempt
 from devmsg.store.queries import get_receiver, list_receivers
+from devmsg.store.ratelimit import (
+    permit_slots,
+    permit_usage,
+    release_permits,
+    renew_permits,
+    take_permits,
+)
 from devmsg.store.stats import stats
+from devmsg.store.suppression import (
+    add_suppression,
+    list_suppressions,
+    remove_suppressions,
+    suppress_claimed,
+    suppressed,
+    unsuppress,
+)
 
 __all__ = [
     "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy",
@@ -57,4 +74,7 @@ __all__ = [
     "outgoing",
     "purge", "record_failure", "record_success", "recover_expired", "release_claims",
     "renew", "skip", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
+    "defer", "permit_slots", "permit_usage", "release_permits", "renew_permits", "take_permits",
+    "add_suppression", "list_suppressions", "remove_suppressions", "suppress_claimed",
+    "suppressed", "unsuppress",
 ]  # fmt: skip

@@ -176,6 +176,19 @@ def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int,
     return {}
 
 
+def defer(owner: str, due: dict[int, dt.datetime]) -> None:
+    """Give up these claims without an attempt (a rate limit would not let them through):
+    each stays in its status, due at the time given, nothing recorded or counted."""
+    by_time: dict[dt.datetime, list[int]] = {}
+    for rid, when in due.items():
+        by_time.setdefault(to_db(when).replace(microsecond=0), []).append(rid)
+    with writing():
+        for when, ids in by_time.items():
+            Receiver.update(
+                next_attempt_at=when, claimed_by=None, lease_until=None, attempt_started_at=None
+            ).where(Receiver.id.in_(ids) & (Receiver.claimed_by == owner)).execute()
+
+
 def renew(owner: str, lease_until: dt.datetime) -> None:
     with writing():
         Receiver.update(lease_until=to_db(lease_until)).where(

@@ -24,7 +24,7 @@ def begin_message(message: dict, lease_until: dt.datetime) -> int:
 _RECEIVER_COLUMNS = (
     "message_id", "address", "envelope_to", "name", "language", "subject",
     "message_id_header", "status", "sent_count", "failed_count", "created_at", "claimed_by",
-    "lease_until", "next_attempt_at", "expires_at", "age_from",
+    "lease_until", "next_attempt_at", "expires_at", "age_from", "status_reason",
 )  # fmt: skip
 _CONTENT_COLUMNS = ("receiver_id", "email", "bodies")
 
@@ -74,6 +74,7 @@ def add_receivers(
 
 def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None) -> list[int]:
     """Insert receivers, claimed by `owner` (a send) or free (a queue), and their content,
+    (a row whose "suppressed" gives a reason is stored `suppressed`, never claimed)
     each with one prepared statement (executemany): a peewee insert_many spent more time
     building SQL than SQLite spent storing. Returns the new receivers' ids, in order."""
     now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
@@ -82,8 +83,9 @@ def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None)
     db.cursor().executemany(
         insert_sql(db, "receiver", _RECEIVER_COLUMNS),
         [(message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],
-          r["message_id_header"], "not_sent", 0, 0, now, owner, lease if owner else None,
-          *when)
+          r["message_id_header"], "suppressed" if r.get("suppressed") else "not_sent", 0, 0,
+          now, *((None, None) if r.get("suppressed") or not owner else (owner, lease)),
+          *when, r.get("suppressed"))
          for r in rows],
     )  # fmt: skip
     # This message's new rows: map each back to its content by its (random) Message-ID.

@@ -1,0 +1,101 @@
+"""limits and suppress: being a good citizen toward mail providers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from devmsg.cli.base import DevmsgGroup, _console, _echo, _outbox, _print_json, app
+
+
+@app.command()
+def limits(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """Show each rate limit: its count and window, how many were used in the current window,
+    and when the next permit frees. Shared by every devmsg on this store.
+
+    Example: devmsg limits
+    """
+    outbox = _outbox(ctx)
+    rows = outbox.limits()
+    if json_output:
+        _print_json(rows)
+        return
+    if not rows:
+        _echo("No rate limits configured ([rate_limits] in devmsg.toml).")
+        return
+    from devmsg.views import limits_table
+
+    _console().print(limits_table(rows, outbox.config.tzinfo))
+
+
+suppress_app = typer.Typer(
+    cls=DevmsgGroup,
+    help="The suppression list: addresses devmsg does not try again.",
+    no_args_is_help=True,
+)
+app.add_typer(suppress_app, name="suppress")
+
+_ADDRESSES = Annotated[list[str], typer.Argument(metavar="ADDRESS...", help="Email addresses.")]
+
+
+@suppress_app.command("list")
+def suppress_list(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List the suppressed addresses, newest first: since when, why, which receiver.
+
+    Example: devmsg suppress list
+    """
+    outbox = _outbox(ctx)
+    rows = outbox.suppressions()
+    if json_output:
+        _print_json(rows)
+        return
+    if not rows:
+        _echo("The suppression list is empty.")
+        return
+    from devmsg.views import suppressions_table
+
+    _console().print(suppressions_table(rows, outbox.config.tzinfo))
+
+
+@suppress_app.command("add")
+def suppress_add(
+    ctx: typer.Context,
+    addresses: _ADDRESSES,
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Why, shown in the list.")
+    ] = None,
+) -> None:
+    """Put addresses on the suppression list: receivers to them are stored, not tried.
+
+    Example: devmsg suppress add ola@example.no --reason 'asked us to stop'
+    """
+    added = _outbox(ctx).suppress(addresses, reason)
+    kept = len(set(addresses)) - added
+    _echo(f"suppress: added {added} addresses" + (f", {kept} already listed" if kept else ""))
+
+
+@suppress_app.command("remove")
+def suppress_remove(
+    ctx: typer.Context,
+    addresses: _ADDRESSES,
+    requeue: Annotated[
+        bool,
+        typer.Option("--requeue", help="Their suppressed receivers become not_sent, due at once."),
+    ] = False,
+) -> None:
+    """Take addresses off the suppression list (each must be on it).
+
+    Example: devmsg suppress remove ola@example.no --requeue
+    """
+    removed, requeued = _outbox(ctx).unsuppress(addresses, requeue)
+    text = f"suppress: removed {removed} addresses"
+    if requeue:
+        text += f"; {requeued} receivers requeued (devmsg resend-failed delivers them)"
+    _echo(text)

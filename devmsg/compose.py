@@ -1,0 +1,94 @@
+"""From a send's input to the rows it stores: each receiver checked (one mail per mailbox),
+its language chosen, and its mail rendered and built, exactly as it will be sent."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from devmsg.config import Config
+from devmsg.errors import InputError
+from devmsg.inputs import Address, Recipient, mailbox_key
+
+
+def _eol(body: str) -> str:
+    return body if not body or body.endswith("\n") else body + "\n"
+
+
+def check_receivers(
+    recipients: Iterable[Recipient], language: str | None, cfg: Config
+) -> tuple[list[tuple[Address, str, str]], int]:
+    """Check every receiver before anything is stored; keep only what is needed, compact:
+    [(address, name, language)], and how many duplicates were merged. One mail per
+    mailbox: the same local part, and the domain in any case; the first occurrence wins
+    (its name and language)."""
+    from devmsg import i18n
+    from devmsg.inputs import check_address
+    from devmsg.render import one_line
+
+    checked, seen, duplicates = [], set(), 0
+    for position, recipient in enumerate(recipients, start=1):
+        where = recipient.source or f"receiver {position}"
+        address = check_address(recipient.address, where)
+        key = mailbox_key(address.address)
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        lang = i18n.negotiate(recipient.language or language, cfg.languages,
+                              cfg.default_language)  # fmt: skip
+        checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
+    if not checked:
+        raise InputError("no receivers: give --to or --receivers")
+    return checked, duplicates
+
+
+def build_rows(chunk, cfg: Config, template, context, render, inline, date, listed) -> list[dict]:
+    """The stored rows of a chunk of checked receivers. `render(template, context, info,
+    language)` renders a template; `inline` is the Rendered of a message without one.
+    Receivers whose address is on the suppression list (`listed`: mailbox_key -> entry)
+    are stored `suppressed`, saying why."""
+    from devmsg import mime
+    from devmsg.store.suppression import reason_text
+
+    rows = []
+    for address, name, lang in chunk:
+        if template is None:
+            rendered = inline
+        else:
+            info = {"address": address.address, "name": name, "language": lang}
+            rendered = render(template, context, info, lang)
+        # What is stored is exactly what is sent: MIME ends a part with a newline.
+        body_text, body_html = _eol(rendered.text), _eol(rendered.html)
+        if "\x00" in body_text or "\x00" in body_html:
+            raise InputError(
+                f"{template or '--text/--html'}: the content contains a NUL "
+                "character, which email cannot carry"
+            )
+        header_id = mime.new_message_id(cfg.sender)
+        entry = listed.get(mailbox_key(address.address)) if listed else None
+        rows.append(
+            {
+                "address": address.address,
+                "envelope_to": address.envelope,
+                "name": name,
+                "language": lang,
+                "subject": rendered.subject,
+                "body_text": body_text,
+                "body_html": body_html,
+                "message_id_header": header_id,
+                "suppressed": None if entry is None else reason_text(entry, cfg.minute),
+                "mime": mime.build(
+                    sender=cfg.sender,
+                    address=address.address if address.smtputf8 else address.envelope,
+                    name=name,
+                    subject=rendered.subject,
+                    text=body_text,
+                    html=body_html,
+                    message_id=header_id,
+                    date=date,
+                    smtputf8=address.smtputf8,
+                ),  # fmt: skip
+            }
+        )
+    return rows

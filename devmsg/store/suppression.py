@@ -1,0 +1,124 @@
+"""The suppression list: addresses not to be tried again (a mailbox that does not exist, or
+one a person added). Receivers to a listed address are stored `suppressed`, never tried;
+a resend by hand still sends, and its success takes the address off the list.
+
+Addresses compare exactly on the local part and in any case on the domain (`mailbox_key`).
+"""
+
+from __future__ import annotations
+
+from peewee import chunked
+
+from devmsg.inputs import mailbox_key
+from devmsg.models import DELIVERABLE, Receiver, Suppression
+from devmsg.store.base import INSERT_CHUNK, from_db, utcnow, writing
+
+
+def _entry(row: Suppression) -> dict:
+    return {
+        "address": row.address,
+        "reason": row.reason,
+        "smtp_code": row.smtp_code,
+        "smtp_reply": row.smtp_reply,
+        "receiver_id": row.receiver_id,
+        "created_at": from_db(row.created_at),
+        "created_by": row.created_by,
+    }
+
+
+def reason_text(entry: dict, minute) -> str:
+    """A suppressed receiver's status_reason: which entry, since when, why."""
+    return (
+        f"suppressed: {entry['address']} is on the suppression list since "
+        f"{minute(entry['created_at'])}: {entry['reason']}"
+    )
+
+
+def suppressed(addresses) -> dict[str, dict]:
+    """mailbox_key -> entry, for those of these addresses on the list."""
+    keys = sorted({mailbox_key(address) for address in addresses})
+    found: dict[str, dict] = {}
+    for batch in chunked(keys, INSERT_CHUNK):
+        for row in Suppression.select().where(Suppression.address_key.in_(batch)):
+            found[row.address_key] = _entry(row)
+    return found
+
+
+def list_suppressions() -> list[dict]:
+    newest = (Suppression.created_at.desc(), Suppression.id.desc())
+    return [_entry(row) for row in Suppression.select().order_by(*newest)]
+
+
+def add_suppression(
+    address: str,
+    reason: str,
+    created_by: str,
+    smtp_code: int | None = None,
+    smtp_reply: str | None = None,
+    receiver_id: int | None = None,
+) -> bool:
+    """Put an address on the list; False if it already was (its entry is kept)."""
+    with writing():
+        return bool(
+            Suppression.insert(
+                address_key=mailbox_key(address), address=address, reason=reason,
+                smtp_code=smtp_code, smtp_reply=smtp_reply, receiver_id=receiver_id,
+                created_at=utcnow(), created_by=created_by,
+            ).on_conflict_ignore().execute()
+        )  # fmt: skip
+
+
+def remove_suppressions(addresses: list[str], requeue: bool, reason: str) -> tuple[int, int]:
+    """Take these addresses off the list (all or none: each must be on it; LookupError
+    names those that are not). With `requeue`, their `suppressed` receivers become not_sent,
+    due at once. (addresses removed, receivers requeued)."""
+    keys = {mailbox_key(address): address for address in addresses}
+    with writing():
+        listed = {row.address_key for row in Suppression.select(Suppression.address_key)
+                  .where(Suppression.address_key.in_(list(keys)))}  # fmt: skip
+        missing = [address for key, address in keys.items() if key not in listed]
+        if missing:
+            raise LookupError(", ".join(missing))
+        Suppression.delete().where(Suppression.address_key.in_(list(keys))).execute()
+        requeued = 0
+        if requeue:
+            rows = Receiver.select(Receiver.id, Receiver.address).where(
+                Receiver.status == "suppressed"
+            )
+            ids = [r.id for r in rows.iterator() if mailbox_key(r.address) in keys]
+            for batch in chunked(ids, INSERT_CHUNK):
+                requeued += (
+                    Receiver.update(
+                        status="not_sent", status_reason=reason, next_attempt_at=utcnow()
+                    )
+                    .where(Receiver.id.in_(batch) & (Receiver.status == "suppressed"))
+                    .execute()
+                )
+    return len(keys), requeued
+
+
+def unsuppress(address: str) -> None:
+    """A resend by hand reached this address: it is not dead after all."""
+    with writing():
+        Suppression.delete().where(Suppression.address_key == mailbox_key(address)).execute()
+
+
+def suppress_claimed(owner: str, rows, minute) -> set[int]:
+    """Of these receivers a run has claimed, those now on the list become `suppressed`
+    (not tried, their claim given up). Their ids."""
+    listed = suppressed(row.address for row in rows)
+    if not listed:
+        return set()
+    hit = {row.id: listed[mailbox_key(row.address)] for row in rows
+           if mailbox_key(row.address) in listed}  # fmt: skip
+    with writing():
+        for rid, entry in hit.items():
+            Receiver.update(
+                status="suppressed", status_reason=reason_text(entry, minute),
+                next_attempt_at=None, claimed_by=None, lease_until=None,
+                attempt_started_at=None,
+            ).where(
+                (Receiver.id == rid) & (Receiver.claimed_by == owner)
+                & Receiver.status.in_(DELIVERABLE)
+            ).execute()  # fmt: skip
+    return set(hit)
