@@ -26,6 +26,19 @@ from devmsg.htmltext import html_to_text
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+# The Jinja settings rendering uses, which extraction (devmsg.catalogs) must use too: else the
+# msgids extracted are not the ones rendering looks up.
+EXTENSIONS = ("jinja2.ext.i18n",)
+TRIMMED = True  # {% trans %} blocks: line breaks and indentation become one space
+
+
+def extraction_options() -> dict[str, str]:
+    """Options for Jinja's babel_extract: strings, as Babel passes them; syntax errors raised
+    (its default, silent, skips a broken template without a word)."""
+    return {"extensions": ",".join(EXTENSIONS), "trimmed": str(TRIMMED).lower(),
+            "newstyle_gettext": "true", "silent": "false"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str
@@ -109,9 +122,10 @@ class Renderer:
                 loader=jinja2.FileSystemLoader(self.templates),
                 autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
                 undefined=jinja2.StrictUndefined,
-                extensions=["jinja2.ext.i18n"],
+                extensions=list(EXTENSIONS),
                 auto_reload=False,  # checked once a send by _refresh, not once a receiver
             )
+            env.policies["ext.i18n.trimmed"] = TRIMMED
             self._catalogs[language] = i18n.catalog_stamp(self.locales, language)
             self._install(env, language)
             tz = self.tz
@@ -152,6 +166,11 @@ class Renderer:
             raise InputError(f"{self._where(files, exc)}: {_message(exc)}") from None
         except DevmsgError as exc:
             raise InputError(f"{self._where(files, exc)}: {exc}") from None
+        except (KeyError, ValueError, TypeError) as exc:  # newstyle gettext's `%` formatting
+            raise InputError(
+                f"{self._where(files, exc)}: the {language} translation does not fit its msgid: "
+                + _format_error(exc)
+            ) from None
         subject, html = one_line(parts[0]), parts[1]
         text = parts[2] if len(parts) > 2 else html_to_text(html)
         return Rendered(subject=subject, text=text, html=html)
@@ -191,6 +210,12 @@ def _defined(value):
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     return value
+
+
+def _format_error(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no value for %({exc.args[0]})s"
+    return str(exc)
 
 
 def _message(exc: jinja2.TemplateError) -> str:

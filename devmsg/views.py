@@ -218,3 +218,33 @@ def suppressions_table(rows: list[dict], tz: ZoneInfo) -> Table:
         table.add_row(Text(row["address"]), Text(local(row["created_at"], tz)),
                       Text(row["reason"]), Text(receiver), Text(row["created_by"]))  # fmt: skip
     return table
+
+
+def catalog_stats_table(rows: list[dict]) -> Table:
+    table = _table()
+    table.add_column("Language", no_wrap=True)
+    for name in ("Total", "Translated", "Fuzzy", "Untranslated", "Obsolete", "%"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(Text(row["language"]), *(Text(str(row[key])) for key in (
+            "total", "translated", "fuzzy", "untranslated", "obsolete")),
+            Text(f"{row['percent_translated']:g}"))  # fmt: skip
+    return table
+
+
+def preview_view(row: dict):
+    """What one receiver would get: the headers that matter, the text, the HTML source."""
+    from rich.console import Group
+    from rich.panel import Panel
+
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    to = f"{row['name']} <{row['address']}>" if row["name"] else row["address"]
+    for key, value in (("To", to), ("Language", row["language"]), ("Subject", row["subject"])):
+        fields.add_row(key, Text(value))
+    return Group(
+        fields,
+        Panel(Text(row["body_text"]), title="Plain text", title_align="left"),
+        Panel(Text(row["body_html"]), title="HTML", title_align="left"),
+    )

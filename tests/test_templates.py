@@ -48,8 +48,8 @@ def catalogs():
 
 @pytest.mark.parametrize(("root", "name"), list(shipped_templates()))
 def test_every_template_renders_in_every_language(root, name):
-    languages = tuple(sorted(p.name for p in (root / "locales").iterdir()))
-    assert languages == ("en", "nb")
+    languages = ("en", "nb")  # en, the default, needs no catalog: its msgids are its text
+    assert (root / "locales/nb/LC_MESSAGES/messages.po").is_file()
     renderer = Renderer(root / "templates", root / "locales", languages, "en", OSLO)
     renderer.check_template(name)
     context = SAMPLE_CONTEXT[name]  # a new template needs a sample context here
@@ -61,7 +61,7 @@ def test_every_template_renders_in_every_language(root, name):
         assert out[lang].text.strip() and out[lang].html.strip()
     # Norwegian really is Norwegian: no English msgid survives in it.
     english_ids = [
-        m.id for m in read_po((root / "locales/en/LC_MESSAGES/messages.po").open("rb")) if m.id
+        m.id for m in read_po((root / "locales/nb/LC_MESSAGES/messages.po").open("rb")) if m.id
     ]
     for msgid in english_ids:
         first = (msgid[0] if isinstance(msgid, tuple) else msgid).split("%")[0].strip()

@@ -6,7 +6,7 @@ Errors devmsg raises (DevmsgError) become one red line on stderr and exit 1, in 
 
 One module per group of commands: `sending` (send, resend, resend-failed), `inspect` (list,
 show, stats), `queue` (hold, release, cancel, pause, resume), `providers` (limits,
-suppress), `admin` (purge, demo, store). `base`
+suppress), `authoring` (catalog, check, preview), `admin` (purge, demo, store). `base`
 holds the app and the helpers they share.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from devmsg.cli import admin, inspect, providers, queue, sending  # noqa: F401  (they register commands)
+from devmsg.cli import admin, authoring, inspect, providers, queue, sending  # noqa: F401  (they register commands)
 from devmsg.cli.base import app
 from devmsg.errors import DevmsgError
 
