@@ -62,13 +62,8 @@ def test_max_age_expires_failed_receivers_and_a_hold_does_not_age(home, smtp, cl
     assert run("release", str(kept), cwd=home, env=in_6d).returncode == 0
     result = run("resend-failed", "--json", cwd=home, env=in_6d)
     assert json.loads(result.stdout) == {
-        "attempted": 1,
-        "sent": 1,
-        "failed": 0,
-        "error": 0,
-        "deferred": 0,
-        "suppressed": 0,
-    }
+        "attempted": 1, "sent": 1, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+    }  # fmt: skip
     rows = listed(home)
     assert rows["old@example.com"]["status"] == "expired"  # failed, and past max_age (5d)
     assert rows["kept@example.com"]["status"] == "sent"  # six days held did not count

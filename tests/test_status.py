@@ -30,38 +30,23 @@ def test_fail_fail_then_error_on_the_third_failure(cli, smtp):
     backoff_passes()
     result = cli("resend-failed", "--json")
     assert json.loads(result.stdout) == {
-        "attempted": 1,
-        "sent": 0,
-        "failed": 0,
-        "error": 1,
-        "deferred": 0,
-        "suppressed": 0,
-    }
+        "attempted": 1, "sent": 0, "failed": 0, "error": 1, "deferred": 0, "suppressed": 0,
+    }  # fmt: skip
     assert (status_of(cli)["status"], status_of(cli)["failed_count"]) == ("error", 3)
 
     # error is left for a person: cron ignores it ...
     result = cli("resend-failed", "--json")
     assert json.loads(result.stdout) == {
-        "attempted": 0,
-        "sent": 0,
-        "failed": 0,
-        "error": 0,
-        "deferred": 0,
-        "suppressed": 0,
-    }
+        "attempted": 0, "sent": 0, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+    }  # fmt: skip
     assert len(status_of(cli)["failures"]) == 3
     # ... and a person resends it by hand once the cause is fixed.
     smtp.accept("a@example.com")
     result = cli("resend", "1", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {
-        "attempted": 1,
-        "sent": 1,
-        "failed": 0,
-        "error": 0,
-        "deferred": 0,
-        "suppressed": 0,
-    }
+        "attempted": 1, "sent": 1, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+    }  # fmt: skip
     shown = status_of(cli)
     assert (shown["status"], shown["sent_count"], shown["failed_count"]) == ("sent", 1, 3)
     assert [f["error"] for f in shown["failures"]] == ["recipient refused: 451 4.3.0 try later"] * 3

@@ -19,17 +19,22 @@ def limits(
 
     Example: devmsg limits
     """
-    outbox = _outbox(ctx)
-    rows = outbox.limits()
-    if json_output:
-        _print_json(rows)
-        return
-    if not rows:
-        _echo("No rate limits configured ([rate_limits] in devmsg.toml).")
-        return
     from devmsg.views import limits_table
 
-    _console().print(limits_table(rows, outbox.config.tzinfo))
+    outbox = _outbox(ctx)
+    tz = outbox.config.tzinfo
+    _show(outbox.limits(), json_output, "No rate limits configured ([rate_limits] in devmsg.toml).",
+          lambda rows: limits_table(rows, tz))  # fmt: skip
+
+
+def _show(rows: list[dict], json_output: bool, empty: str, table) -> None:
+    """A list as JSON, or a line saying it is empty, or its table."""
+    if json_output:
+        _print_json(rows)
+    elif not rows:
+        _echo(empty)
+    else:
+        _console().print(table(rows))
 
 
 suppress_app = typer.Typer(
@@ -51,17 +56,12 @@ def suppress_list(
 
     Example: devmsg suppress list
     """
-    outbox = _outbox(ctx)
-    rows = outbox.suppressions()
-    if json_output:
-        _print_json(rows)
-        return
-    if not rows:
-        _echo("The suppression list is empty.")
-        return
     from devmsg.views import suppressions_table
 
-    _console().print(suppressions_table(rows, outbox.config.tzinfo))
+    outbox = _outbox(ctx)
+    tz = outbox.config.tzinfo
+    _show(outbox.suppressions(), json_output, "The suppression list is empty.",
+          lambda rows: suppressions_table(rows, tz))  # fmt: skip
 
 
 @suppress_app.command("add")
