@@ -10,6 +10,7 @@ or are deferred: left in their status, due when the limit will let them through.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import time
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ class Limiter:
         self._by_domain: dict[str, tuple[str, ...]] = {}
         self._spec = {limit.name: (limit.count, limit.window) for limit in limits}
         self._closed: dict[str, _Closed] = {}
-        self._tokens = 0
+        self._tokens = itertools.count(1)  # next() is atomic: each worker its own holder
         self._skew = 0.0  # the database clock minus this host's, seen at the last grant
 
     def names_for(self, address: str) -> tuple[str, ...]:
@@ -135,8 +136,8 @@ class Limiter:
         return names
 
     def holder(self) -> str:
-        self._tokens += 1
-        return f"{self.owner}#{self._tokens}"
+        """A name for one worker's permits in flight, unique in the run."""
+        return f"{self.owner}#{next(self._tokens)}"
 
     def admit(self, addresses: list[str], holder: str) -> Admission:
         """Take permits for as many of these receivers (their RCPT addresses) as every
