@@ -13,6 +13,7 @@ one run.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from run import (  # noqa: E402  (the benchmark helpers beside this file)
 
 def with_limits(folder: Path, rates: str) -> Path:
     config = folder / "devmsg.toml"
-    text = config.read_text().split("[rate_limits]")[0]
+    text = re.sub(r"\[rate_limits\].*?(?=\[smtp\])", "", config.read_text(), flags=re.S)
     text = text.replace("[smtp]", (f"[rate_limits]\n{rates}\n" if rates else "") + "[smtp]")
     config.write_text(text)
     return folder

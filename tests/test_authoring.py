@@ -282,7 +282,11 @@ msgstr "Hei"
 
 msgid "100%% done"
 msgstr "100% ferdig"
-"""
+
+msgid "%(num)d file"
+msgid_plural "%(num)d files"
+msgstr[0] "%(num)d fil"
+"""  # (a plural with a form left empty is untranslated)
 
 
 def test_check_reports_each_finding_then_the_stats(home):
@@ -320,32 +324,26 @@ def test_check_reports_each_finding_then_the_stats(home):
         f"{po}:13: warning: fuzzy: 'Sent by devmsg'",
         f"{po}:16: warning: not used by any template: 'Gone for good'",
         f"{po}:22: error: '100%% done': the translation has '% f', which the msgid does not",
+        f"{po}:25: warning: untranslated: '%(num)d file'",
+        f"{po}:25: warning: not used by any template: '%(num)d file'",
         f"{po}: warning: 'Welcome' (used at templates/nocontext/body.html:1) is missing: it "
         "goes out in en (devmsg catalog update)",
         "                                                                ",
         " Language  Total  Translated  Fuzzy  Untranslated  Obsolete   % ",
         " ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ ",
-        " nb            5           3      1             1         0  60 ",
+        " nb            6           3      1             2         0  50 ",
         "                                                                ",
-        "check: 7 errors, 5 warnings",
+        "check: 7 errors, 7 warnings",
     ]
     data = json.loads(cli("check", "--json").stdout)
-    assert (data["errors"], data["warnings"], len(data["findings"])) == (7, 5, 12)
+    assert (data["errors"], data["warnings"], len(data["findings"])) == (7, 7, 14)
     assert data["findings"][1] == {
         "path": "templates/greet/body.html", "line": 3, "severity": "error",
         "text": "undefined variable: 'missing' is undefined (language en)",
     }  # fmt: skip
-    assert data["stats"] == [
-        {
-            "language": "nb",
-            "total": 5,
-            "translated": 3,
-            "fuzzy": 1,
-            "untranslated": 1,
-            "obsolete": 0,
-            "percent_translated": 60.0,
-        }
-    ]
+    assert data["stats"] == [{"language": "nb", "total": 6, "translated": 3, "fuzzy": 1,
+                              "untranslated": 2, "obsolete": 0,
+                              "percent_translated": 50.0}]  # fmt: skip
     only = cli("check", "--template", "nocontext", "--language", "en")
     assert (only.exit_code, only.stdout.splitlines()[0]) == (0, (
         "templates/nocontext: warning: no context.json, so its variables cannot be checked "
