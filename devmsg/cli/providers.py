@@ -14,8 +14,9 @@ def limits(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """Show each rate limit: its count and window, how many were used in the current window,
-    and when the next permit frees. Shared by every devmsg on this store.
+    """Show each rate limit: its use in the current window and when the next permit frees.
+
+    The limits are shared by every devmsg process and host on this store.
 
     Example: devmsg limits
     """
