@@ -87,9 +87,13 @@ def extract(cfg: Config) -> Catalog:
     return catalog
 
 
+def key_of(message: Message) -> tuple:
+    """A msgid as (id or (singular, plural), context)."""
+    return _id(message.id), message.context
+
+
 def keys(catalog: Catalog) -> set:
-    """The msgids, as (id or (singular, plural), context)."""
-    return {(_id(message.id), message.context) for message in catalog if message.id}
+    return {key_of(message) for message in catalog if message.id}
 
 
 def _id(value):

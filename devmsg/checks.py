@@ -164,7 +164,7 @@ def _catalog(cfg: Config, language: str, path: Path, extracted: Catalog | None):
     for message in catalog:
         if not message.id:
             continue
-        key = (catalogs._id(message.id), message.context)
+        key = catalogs.key_of(message)
         where = (shown, message.lineno)
         for problem in placeholder_problems(message.id, message.string):
             findings.append(Finding(*where, "error", f"{catalogs.label(key)}: {problem}"))
@@ -178,7 +178,7 @@ def _catalog(cfg: Config, language: str, path: Path, extracted: Catalog | None):
     if extracted is not None:
         have = catalogs.keys(catalog)
         for message in extracted:
-            key = (catalogs._id(message.id), message.context)
+            key = catalogs.key_of(message)
             if message.id and key not in have:
                 file, line = message.locations[0]
                 findings.append(Finding(shown, None, "warning",
@@ -200,7 +200,6 @@ def placeholders(text: str) -> tuple[tuple[str, ...], bool]:
     """(the %-placeholders of a string, sorted, `%%` aside; whether a lone % is left over).
     With newstyle gettext every msgid and translation is %-formatted."""
     found = []
-    rest = text
     for match in _SPEC.finditer(text):
         if match["conv"] != "%":
             found.append(f"%({match['name']})" if match["name"] is not None else match[0])
@@ -275,5 +274,5 @@ def _duplicates(path: Path) -> list[tuple[int, str]]:
                 context = msgid = None
             field = None
         elif not text or text.startswith("#"):
-            field = None if field != "msgid" else field
+            field = None
     return found

@@ -67,14 +67,6 @@ def _store_errors(method):
     return wrapper
 
 
-def _deliverable(ids: list[int], checked: list, listed: dict) -> list[int]:
-    """The stored receivers (ids in the order given) whose address is not suppressed."""
-    if not listed:
-        return ids
-    return [rid for rid, (address, _, _) in zip(ids, checked, strict=True)
-            if mailbox_key(address.address) not in listed]  # fmt: skip
-
-
 @functools.cache
 def _current_user() -> str:
     try:
@@ -183,8 +175,9 @@ class Outbox:
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
         report = SendReport(queued=queue, pause=pause, duplicates=duplicates)
-        report.suppressed = sum(1 for address, _, _ in checked
-                                if mailbox_key(address.address) in listed)  # fmt: skip
+        skipped = {i for i, (address, _, _) in enumerate(checked)
+                   if mailbox_key(address.address) in listed}  # fmt: skip
+        report.suppressed = len(skipped)
         run = Run(cfg, report, progress)
         date = mime.date_header(dt.datetime.now(dt.UTC))
         owner = None if queue else run.owner
@@ -225,7 +218,7 @@ class Outbox:
         report.message_id, report.receiver_ids = message_id, ids
         try:
             if not queue:
-                run.deliver_ids(_deliverable(ids, checked, listed))
+                run.deliver_ids([rid for i, rid in enumerate(ids) if i not in skipped])
         finally:
             make_durable(self.db)
         return report
@@ -435,13 +428,19 @@ class Outbox:
         return store.list_suppressions()
 
     @_store_errors
-    def suppress(self, addresses: list[str], reason: str | None = None) -> int:
-        """Put addresses on the suppression list (all checked first); how many were new."""
+    def suppress(self, addresses: list[str], reason: str | None = None) -> tuple[int, int]:
+        """Put addresses on the suppression list (all checked first). (added, already
+        listed), each mailbox counted once however it is written."""
         from devmsg.inputs import check_address
 
         checked = [check_address(address, "ADDRESS").address for address in addresses]
+        unique: dict[str, str] = {}  # the first spelling of each mailbox
+        for address in checked:
+            unique.setdefault(mailbox_key(address), address)
         by = f"{_current_user()}@{socket.gethostname()}"
-        return sum(store.add_suppression(a, reason or f"added by {by}", by) for a in checked)
+        added = sum(store.add_suppression(a, reason or f"added by {by}", by)
+                    for a in unique.values())  # fmt: skip
+        return added, len(unique) - added
 
     @_store_errors
     def unsuppress(self, addresses: list[str], requeue: bool = False) -> tuple[int, int]:

@@ -166,7 +166,9 @@ class Renderer:
             raise InputError(f"{self._where(files, exc)}: {_message(exc)}") from None
         except DevmsgError as exc:
             raise InputError(f"{self._where(files, exc)}: {exc}") from None
-        except (KeyError, ValueError, TypeError) as exc:  # newstyle gettext's `%` formatting
+        except (KeyError, ValueError, TypeError) as exc:
+            if not _in_gettext(exc):
+                raise
             raise InputError(
                 f"{self._where(files, exc)}: the {language} translation does not fit its msgid: "
                 + _format_error(exc)
@@ -210,6 +212,12 @@ def _defined(value):
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     return value
+
+
+def _in_gettext(exc: Exception) -> bool:
+    """Raised by newstyle gettext's `%` formatting of a translation (jinja2/ext.py)?"""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).parts[-2:] == ("jinja2", "ext.py")
 
 
 def _format_error(exc: Exception) -> str:

@@ -135,3 +135,6 @@ def test_suppress_add_list_and_remove(home, smtp, cli):
     assert bad.exit_code == 1 and bad.stderr.startswith("Error: ADDRESS: invalid address")
     assert cli("suppress", "remove", "a@example.com", "b@example.com").exit_code == 0
     assert cli("suppress", "list").stdout == "The suppression list is empty.\n"
+    # One mailbox written twice is added once, and is not "already listed".
+    twice = cli("suppress", "add", "x@example.com", "x@EXAMPLE.com")
+    assert twice.stdout == "suppress: added 1 addresses\n"

@@ -77,8 +77,7 @@ def suppress_add(
 
     Example: devmsg suppress add ola@example.no --reason 'asked us to stop'
     """
-    added = _outbox(ctx).suppress(addresses, reason)
-    kept = len(set(addresses)) - added
+    added, kept = _outbox(ctx).suppress(addresses, reason)
     _echo(f"suppress: added {added} addresses" + (f", {kept} already listed" if kept else ""))
 
 

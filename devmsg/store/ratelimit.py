@@ -64,14 +64,18 @@ def _lock_limits(names: list[str]) -> dict[str, int]:
     return active
 
 
-def _free_times(name: str, count: int) -> list[float]:
-    """When the earliest `count` permits of a limit stop counting, at the earliest (one in
-    flight frees a window after its grant at the soonest)."""
+# When a permit stops counting: a finished exchange's at `until`; one still in flight a
+# window after its grant at the soonest (its `until` is only the dead-run bound).
+_FREES = "CASE WHEN holder IS NULL THEN until ELSE taken + span END"
+
+
+def permit_slots(name: str, count: int) -> list[float]:
+    """When the next `count` permits of a limit stop counting, earliest first."""
     rows = _rows(
-        "SELECT until, taken, span FROM rate_permit WHERE limit_name = ? ORDER BY until LIMIT ?",
+        f"SELECT {_FREES} AS frees FROM rate_permit WHERE limit_name = ? ORDER BY frees LIMIT ?",
         [name, count],
     )
-    return sorted(min(until, taken + span) for until, taken, span in rows)
+    return [float(frees) for (frees,) in rows]
 
 
 def take_permits(
@@ -111,7 +115,7 @@ def take_permits(
             used = spec[name][0] - room[name]
             db.execute_sql(_sql("UPDATE rate_limit SET active = ? WHERE name = ?"), [used, name])
         for name in blocked:
-            grant.frees[name] = _free_times(name, _SLOTS)
+            grant.frees[name] = permit_slots(name, _SLOTS)
     return grant
 
 
@@ -133,18 +137,13 @@ def renew_permits(owner: str, hold: float) -> None:
         )
 
 
-def permit_slots(name: str, count: int) -> list[float]:
-    """When the next `count` permits of an exhausted limit free, earliest first."""
-    return _free_times(name, count)
-
-
 def permit_usage(names: list[str]) -> tuple[float, dict[str, tuple[int, float | None]]]:
     """(now, name -> (permits counting now, when the earliest of them frees))."""
     now = db_time()
     usage = {}
     for name in names:
         rows = _rows(
-            "SELECT count(*), min(until) FROM rate_permit WHERE limit_name = ? AND until > ?",
+            f"SELECT count(*), min({_FREES}) FROM rate_permit WHERE limit_name = ? AND until > ?",
             [name, now],
         )
         used, first = rows[0]
