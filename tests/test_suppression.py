@@ -104,6 +104,15 @@ def test_a_queued_receiver_is_suppressed_when_its_turn_comes(home, smtp, cli):
     assert statuses() == [(1, "a@example.com", "suppressed"), (2, "b@example.com", "sent")]
 
 
+def test_a_queued_send_does_not_count_suppressed_receivers_as_queued(home, smtp, cli):
+    cli("suppress", "add", "a@example.com")
+    result = cli(*SEND, "--to", "a@example.com", "--to", "b@example.com", "--queue")
+    assert result.stdout == (
+        "message 1: queued 1 receivers (devmsg resend-failed delivers them); "
+        "1 suppressed (see devmsg suppress list)\n"
+    )
+
+
 def test_suppress_false_stops_additions_but_the_list_applies(home, smtp):
     cli = Cli(write_project(home, smtp.port, extra="suppress = false\n"))
     smtp.refuse("gone@example.com", "550 5.1.1 user unknown")

@@ -136,25 +136,28 @@ def send(
     )
     if report.duplicates and not json_output:
         _echo(f"{report.duplicates} duplicate receivers merged: one mail per mailbox", err=True)
+    # Suppressed receivers are stored but never delivered: not counted as queued or left.
+    waiting = len(report.receiver_ids) - report.suppressed
+    also = f"; {report.suppressed} suppressed (see devmsg suppress list)" * bool(report.suppressed)
     if json_output:
         _print_json(report.as_dict())
     elif report.queued and send_at is not None and report.pause is None:
         when = outbox.config.minute(send_at)
         _echo(
-            f"message {report.message_id}: {len(report.receiver_ids)} receivers due at {when} "
-            "(devmsg resend-failed delivers them then)"
+            f"message {report.message_id}: {waiting} receivers due at {when} "
+            f"(devmsg resend-failed delivers them then){also}"
         )
     elif report.queued:
         _echo(
-            f"message {report.message_id}: queued {len(report.receiver_ids)} receivers "
-            "(devmsg resend-failed delivers them)"
+            f"message {report.message_id}: queued {waiting} receivers "
+            f"(devmsg resend-failed delivers them){also}"
         )
         if report.pause is not None:
             _echo(f"Not sent now: {outbox.pause_text(report.pause)}", err=True)
     else:
         _echo(_summary(report, f"message {report.message_id}"))
         if report.pause is not None:
-            left = len(report.receiver_ids) - report.attempted
+            left = waiting - report.attempted
             _echo(f"Stopped: {outbox.pause_text(report.pause)}; {left} receivers left for "
                   "devmsg resend-failed", err=True)  # fmt: skip
         if not report.ok:
