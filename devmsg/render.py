@@ -144,6 +144,11 @@ class Renderer:
             self.locales, language, required=language != self.default_language
         )
         env.install_gettext_translations(translations, newstyle=True)
+        # Every gettext call of a template ({{ _() }}, ngettext, {% trans %}) goes through
+        # these names: a translation that does not fit its values says so, whichever
+        # string type (str in .txt, Markup in autoescaped .html) did the formatting.
+        for name in ("gettext", "ngettext", "pgettext", "npgettext"):
+            env.globals[name] = _guarded(env.globals[name], name, translations, language)
 
     # -- rendering -----------------------------------------------------------------------
 
@@ -166,13 +171,8 @@ class Renderer:
             raise InputError(f"{self._where(files, exc)}: {_message(exc)}") from None
         except DevmsgError as exc:
             raise InputError(f"{self._where(files, exc)}: {exc}") from None
-        except (KeyError, ValueError, TypeError) as exc:
-            if not _in_gettext(exc):
-                raise
-            raise InputError(
-                f"{self._where(files, exc)}: the {language} translation does not fit its msgid: "
-                + _format_error(exc)
-            ) from None
+        except TranslationMismatch as exc:
+            raise InputError(f"{self._where(files, exc)}: {exc}") from None
         subject, html = one_line(parts[0]), parts[1]
         text = parts[2] if len(parts) > 2 else html_to_text(html)
         return Rendered(subject=subject, text=text, html=html)
@@ -214,16 +214,50 @@ def _defined(value):
     return value
 
 
-def _in_gettext(exc: Exception) -> bool:
-    """Raised by newstyle gettext's `%` formatting of a translation (jinja2/ext.py)?"""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).parts[-2:] == ("jinja2", "ext.py")
+class TranslationMismatch(Exception):
+    """A gettext string that cannot be formatted with the values the template gives it."""
 
 
-def _format_error(exc: Exception) -> str:
+_PLACEHOLDER = re.compile(r"%\((?P<name>[^)]*)\)[-#0 +]*\d*(?:\.\d+)?(?P<conv>[a-zA-Z%])")
+
+
+def _guarded(function, name: str, translations, language: str):
+    """Jinja's newstyle `function` (gettext, ngettext, ...), raising TranslationMismatch
+    instead of the KeyError, ValueError or TypeError of its `%` formatting."""
+
+    @jinja2.pass_context
+    def guarded(__context, *args, **variables):
+        try:
+            return function(__context, *args, **variables)
+        except (KeyError, ValueError, TypeError) as exc:
+            if name in ("ngettext", "npgettext"):
+                variables.setdefault("num", args[-1])
+            if name in ("pgettext", "npgettext"):
+                variables.setdefault("context", args[0])
+            msgid = args[1] if name.startswith("p") else args[0]
+            text = getattr(translations, name)(*args)
+            raise TranslationMismatch(_mismatch(exc, msgid, text, variables, language)) from None
+
+    return guarded
+
+
+def _mismatch(exc: Exception, msgid: str, text: str, variables: dict, language: str) -> str:
+    """`the nb translation does not fit its msgid: no value for %(navn)s`, or which
+    placeholder cannot take its value."""
+    translated = text != msgid
+    whose = f"the {language} translation does not fit its msgid" if translated else (
+        f"the text {msgid!r} does not fit its values")
     if isinstance(exc, KeyError):
-        return f"no value for %({exc.args[0]})s"
-    return str(exc)
+        return f"{whose}: no value for %({exc.args[0]})s"
+    for match in _PLACEHOLDER.finditer(text):
+        key = match["name"]
+        if key in variables:
+            try:
+                match[0].replace(f"({key})", "") % (variables[key],)
+            except (ValueError, TypeError):
+                value = type(variables[key]).__name__
+                return f"{whose}: {match[0]} cannot format a {value}"
+    return f"{whose}: {exc}"
 
 
 def _message(exc: jinja2.TemplateError) -> str:

@@ -416,3 +416,50 @@ def test_the_examples_pass_check_strict_and_are_up_to_date():
         result = run("--config", str(ROOT / "devmsg.toml"), *args, cwd=ROOT)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     assert "check: 0 errors, 0 warnings" in run("check", cwd=ROOT).stdout
+
+
+# A translator's typo, wherever users hit it: in `.txt` (plain str formatting) and in `.html`
+# (autoescaped: markupsafe's Markup does the formatting), through each way templates call
+# gettext, as a missing value (KeyError) and as a type mismatch.
+_CALLS = {
+    "gettext": ('{{ _("Hello %(name)s, %(count)d new", name="Ola", count=files) }}',
+                "Hello %(name)s, %(count)d new", None),
+    "ngettext": ('{{ ngettext("%(num)d file for %(name)s", "%(num)d files for %(name)s", '
+                 'files, name="Ola") }}', "%(num)d file for %(name)s",
+                 "%(num)d files for %(name)s"),
+    "trans": ("{% trans count=files, name='Ola' %}Hi {{ name }}{% pluralize %}Hi {{ name }} and "
+              "{{ count }}{% endtrans %}", "Hi %(name)s", "Hi %(name)s and %(count)s"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["txt", "html"])
+@pytest.mark.parametrize("call", sorted(_CALLS))
+@pytest.mark.parametrize("typo", ["missing", "type"])
+def test_a_translation_that_does_not_fit_is_one_line_everywhere(home, smtp, kind, call, typo):
+    source, msgid, plural = _CALLS[call]
+    body = f"<p>x</p>\n<p>{source}</p>\n" if kind == "html" else f"x\n{source}\n"
+    files = {"t/subject.txt": "Subject\n", "t/body.html": "<p>x</p>\n",
+             f"t/body.{kind}": body, "t/context.json": '{"files": 3}\n'}  # fmt: skip
+    cli = project(home, files)
+    cli.config.write_text(cli.config.read_text() + f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n')
+    ok(cli("catalog", "extract"))
+    ok(cli("catalog", "init", "--language", "nb"))
+    bad = "%(navn)s" if typo == "missing" else "%(name)d"
+    forms = [f.replace("%(name)s", bad) for f in (msgid, plural) if f]
+    translate(home, "nb", {msgid: tuple(forms) if plural else forms[0]})
+    problem = "no value for %(navn)s" if typo == "missing" else "%(name)d cannot format a str"
+    where = f"templates/t/body.{kind} line 2"
+    want = f"the nb translation does not fit its msgid: {problem}"
+
+    sent = cli("send", "--template", "t", "--type", "t", "--to", "a@example.com",
+               "--language", "nb", "--context", '{"files": 3}')  # fmt: skip
+    assert (sent.exit_code, sent.stdout) == (1, ""), sent.output
+    assert sent.stderr == f"Error: {home / where}: {want}\n"
+    assert smtp.messages == []
+    shown = cli("preview", "t", "--language", "nb")
+    assert (shown.exit_code, shown.stderr) == (1, f"Error: {home / where}: {want}\n")
+    found = cli("check", "--json")
+    assert {"path": f"templates/t/body.{kind}", "line": 2, "severity": "error",
+            "text": f"{want} (language nb)"} in json.loads(found.stdout)["findings"]  # fmt: skip
+    ok(cli("send", "--template", "t", "--type", "t", "--to", "a@example.com",
+           "--language", "en", "--context", '{"files": 3}'))  # fmt: skip
