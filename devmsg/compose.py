@@ -65,7 +65,7 @@ def build_rows(chunk, cfg: Config, template, context, render, inline, date, list
                 f"{template or '--text/--html'}: the content contains a NUL "
                 "character, which email cannot carry"
             )
-        header_id = mime.new_message_id(cfg.sender)
+        header_id = mime.new_message_id(cfg.sender_address)
         entry = listed.get(mailbox_key(address.address)) if listed else None
         rows.append(
             {
@@ -79,7 +79,7 @@ def build_rows(chunk, cfg: Config, template, context, render, inline, date, list
                 "message_id_header": header_id,
                 "suppressed": None if entry is None else reason_text(entry, cfg.minute),
                 "mime": mime.build(
-                    sender=cfg.sender,
+                    sender=cfg.sender_header,
                     address=address.address if address.smtputf8 else address.envelope,
                     name=name,
                     subject=rendered.subject,

@@ -48,7 +48,8 @@ class Config:
     default_language: str = "en"
     languages: tuple[str, ...] = ("en",)
     resend_limit: int = 2
-    sender: str = "devmsg <devmsg@localhost>"
+    sender: str = "devmsg <devmsg@localhost>"  # as written, for people
+    sender_header: str = "devmsg <devmsg@localhost>"  # the From header: quoted, encoded
     timezone: str = "UTC"
     redirect_to: str = ""
     retry_backoff: dt.timedelta = dt.timedelta(minutes=5)
@@ -124,12 +125,42 @@ def parse_duration(text: str, default_unit: str = "s") -> dt.timedelta:
 
 
 _ANGLE = re.compile(r"<([^<>]*)>\s*$")
+_NAME_ADDR = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*", re.DOTALL)
+# A display name that needs no quoting: RFC 5322 atoms and spaces, in ASCII.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: never in a header
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+_NOT_IN_ADDRESS = r'\s<>()\[\],;:\\"\x00-\x1f\x7f-\x9f'
+_ADDRESS = re.compile(f"[^{_NOT_IN_ADDRESS}]+@[^@{_NOT_IN_ADDRESS}]+")
 
 
 def address_of(sender: str) -> str:
     """The address in `Name <addr>` or `addr` (email.utils costs 7 ms to import)."""
     match = _ANGLE.search(sender)
     return (match[1] if match else sender).strip()
+
+
+def format_sender(text: str) -> str:
+    """`Name <addr>` as a From header needs it (RFC 5322): a name with a comma, a dot or
+    quotes is quoted, one that is not ASCII encoded (RFC 2047), so that the header is one
+    mailbox to every parser. ValueError if it is not one address."""
+    if "\n" in text or "\r" in text:
+        raise ValueError(text)
+    match = _NAME_ADDR.fullmatch(text)
+    name, address = (match[1], match[2].strip()) if match else ("", text.strip())
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError(text)
+    if len(name) >= 2 and name[0] == name[-1] == '"':  # already quoted: the name inside
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    name = " ".join(_CONTROL.sub(" ", name).split())
+    if not name:
+        return address
+    if _PLAIN_NAME.fullmatch(name):
+        return f"{name} <{address}>"
+    from email.utils import formataddr
+
+    if not address.isascii():  # formataddr takes ASCII addresses only; the name is the point
+        return formataddr((name, "x@x")).removesuffix("<x@x>") + f"<{address}>"
+    return formataddr((name, address))
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -203,8 +234,10 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: key 'timezone': unknown time zone {timezone!r}") from None
     sender = data.get("sender", defaults.sender)
-    if "@" not in address_of(sender) or "\n" in sender or "\r" in sender:
-        raise ConfigError(f"{where}: key 'sender' is not an email address: {sender!r}")
+    try:
+        sender_header = format_sender(sender)
+    except ValueError:
+        raise ConfigError(f"{where}: key 'sender' is not an email address: {sender!r}") from None
 
     redirect_to = data.get("redirect_to", "").strip()
     if redirect_to and ("@" not in redirect_to or not redirect_to.isprintable()):
@@ -256,7 +289,8 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         default_language=default_language,
         languages=tuple(languages),
         resend_limit=resend_limit,
-        sender=sender,
+        sender=sender.strip(),
+        sender_header=sender_header,
         timezone=timezone,
         redirect_to=redirect_to,
         retry_backoff=duration("retry_backoff", defaults.retry_backoff),

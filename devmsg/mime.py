@@ -24,7 +24,10 @@ _MAX_LINE = 998
 @functools.lru_cache(maxsize=16)
 def _id_domain(sender: str) -> str:
     domain = parseaddr(sender)[1].rpartition("@")[2] or "devmsg.invalid"
-    return domain.encode("idna").decode("ascii")
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "devmsg.invalid"
 
 
 def new_message_id(sender: str) -> str:
@@ -102,9 +105,7 @@ def build(
     smtputf8: bool,
 ) -> bytes:
     headers = [
-        f"From: {_address(*parseaddr(sender), smtputf8)}"
-        if not sender.isascii()
-        else f"From: {sender}",
+        f"From: {sender}",  # config.format_sender made it a header, once
         f"To: {_address(name, address, smtputf8)}",
         _header("Subject", one_line(subject)) if not smtputf8 else f"Subject: {one_line(subject)}",
         f"Date: {date}",

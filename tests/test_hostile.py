@@ -9,15 +9,17 @@ import email.header
 import email.policy
 import email.utils
 import json
+import re
 import string
 
 import pytest
 from conftest import sql, write_project
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devmsg import Outbox, Recipient
-from devmsg.errors import InputError
+from devmsg.config import load_config
+from devmsg.errors import ConfigError, InputError
 from devmsg.inputs import check_address, parse_json_object, read_receivers
 from devmsg.render import one_line
 
@@ -183,15 +185,34 @@ def test_hostile_templates(outbox, source):
         assert len(report.receiver_ids) == 1
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes and backslashes escaped, control characters as \\u."""
+    return '"' + "".join("\\" + c if c in '"\\' else f"\\u{ord(c):04x}"
+                         if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text) + '"'
+
+
 names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 
 
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(name=names, subject=names.filter(lambda s: s.strip()))
-def test_any_name_and_subject_make_one_correct_email(outbox, smtp, name, subject):
+@given(name=names, subject=names.filter(lambda s: s.strip()), sender=names)
+@example(name="", subject="s", sender="Devilry, Inc.")  # one mailbox, not two
+@example(name="", subject="s", sender='Dr. "Who" Ås')
+def test_any_name_and_subject_make_one_correct_email(outbox, smtp, name, subject, sender):
     smtp.messages.clear()
+    # Any sender's display name, as written in devmsg.toml (commas, quotes, dots, UTF-8).
+    toml = outbox.config.path.with_name("sender.toml")
+    line = "sender = " + _toml_string(f"{sender} <noreply@devilry.example>")
+    toml.write_text(re.sub(r"^sender = .*$", lambda _: line, outbox.config.path.read_text(),
+                           flags=re.M))  # fmt: skip
+    try:
+        outbox.config = load_config(toml)
+    except ConfigError as exc:
+        assert "\n" in sender or "\r" in sender, exc
+        assert str(exc).count("\n") == 0 and "key 'sender' is not an email address" in str(exc)
+        return
     report = outbox.send(type="t", subject=subject, text="body",
                          recipients=[Recipient("a@example.com", name)])  # fmt: skip
     assert report.sent == 1
@@ -214,6 +235,16 @@ def test_any_name_and_subject_make_one_correct_email(outbox, smtp, name, subject
         ), decoded
     assert msg["Bcc"] is None and msg["Cc"] is None
     assert set(string.whitespace) & set(msg["Subject"]) <= {" "}
+    [sent_from] = msg["From"].addresses  # one mailbox, whatever the name holds
+    assert sent_from.addr_spec == "noreply@devilry.example"
+    raw = email.message_from_bytes(received.content, policy=email.policy.compat32)["From"]
+    shown, address = email.utils.parseaddr(str(email.header.make_header(
+        email.header.decode_header(raw))))  # fmt: skip
+    written = one_line(sender)
+    if written.startswith('"') and written.endswith('"') and len(written) > 1:
+        written = " ".join(re.sub(r"\\(.)", r"\1", written[1:-1]).split())  # quoted already
+    assert (shown, address) == (written, "noreply@devilry.example") or (
+        sent_from.display_name == written), (raw, written)
 
 
 ascii_addresses = st.builds(
