@@ -245,8 +245,11 @@ def _mismatch(exc: Exception, msgid: str, text: str, variables: dict, language: 
     """`the nb translation does not fit its msgid: no value for %(navn)s`, or which
     placeholder cannot take its value."""
     translated = text != msgid
-    whose = f"the {language} translation does not fit its msgid" if translated else (
-        f"the text {msgid!r} does not fit its values")
+    whose = (
+        f"the {language} translation does not fit its msgid"
+        if translated
+        else (f"the text {msgid!r} does not fit its values")
+    )
     if isinstance(exc, KeyError):
         return f"{whose}: no value for %({exc.args[0]})s"
     for match in _PLACEHOLDER.finditer(text):

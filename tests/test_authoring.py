@@ -441,7 +441,9 @@ def test_a_translation_that_does_not_fit_is_one_line_everywhere(home, smtp, kind
     files = {"t/subject.txt": "Subject\n", "t/body.html": "<p>x</p>\n",
              f"t/body.{kind}": body, "t/context.json": '{"files": 3}\n'}  # fmt: skip
     cli = project(home, files)
-    cli.config.write_text(cli.config.read_text() + f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n')
+    cli.config.write_text(
+        cli.config.read_text() + f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+    )
     ok(cli("catalog", "extract"))
     ok(cli("catalog", "init", "--language", "nb"))
     bad = "%(navn)s" if typo == "missing" else "%(name)d"

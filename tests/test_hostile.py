@@ -187,8 +187,14 @@ def test_hostile_templates(outbox, source):
 
 def _toml_string(text: str) -> str:
     """A TOML basic string: quotes and backslashes escaped, control characters as \\u."""
-    return '"' + "".join("\\" + c if c in '"\\' else f"\\u{ord(c):04x}"
-                         if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text) + '"'
+    return (
+        '"'
+        + "".join(
+            "\\" + c if c in '"\\' else f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+            for c in text
+        )
+        + '"'
+    )
 
 
 names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
@@ -244,7 +250,8 @@ def test_any_name_and_subject_make_one_correct_email(outbox, smtp, name, subject
     if written.startswith('"') and written.endswith('"') and len(written) > 1:
         written = " ".join(re.sub(r"\\(.)", r"\1", written[1:-1]).split())  # quoted already
     assert (shown, address) == (written, "noreply@devilry.example") or (
-        sent_from.display_name == written), (raw, written)
+        sent_from.display_name == written
+    ), (raw, written)
 
 
 ascii_addresses = st.builds(
