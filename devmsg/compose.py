@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 
 from devmsg.config import Config
-from devmsg.errors import InputError
+from devmsg.errors import InputError, UsageError
 from devmsg.inputs import Address, Recipient, mailbox_key
 
 
@@ -15,8 +15,27 @@ def _eol(body: str) -> str:
     return body if not body or body.endswith("\n") else body + "\n"
 
 
+def _recipient(value, index: int) -> Recipient:
+    """A Recipient, or a plain address string as one; anything else is an InputError."""
+    if isinstance(value, str):
+        return Recipient(value)
+    where = f"recipients[{index}]"
+    if not isinstance(value, Recipient):
+        raise InputError(
+            f"{where}: expected an address (str) or Recipient, got {type(value).__name__}",
+            param="recipients",
+        )
+    for field in ("address", "name", "language"):
+        if not isinstance(getattr(value, field), str | None) or (
+            field == "address" and not isinstance(value.address, str)
+        ):
+            kind = type(getattr(value, field)).__name__
+            raise InputError(f"{where}.{field} must be text, not {kind}", param="recipients")
+    return value
+
+
 def check_receivers(
-    recipients: Iterable[Recipient], language: str | None, cfg: Config
+    recipients: Iterable[Recipient | str], language: str | None, cfg: Config
 ) -> tuple[list[tuple[Address, str, str]], int]:
     """Check every receiver before anything is stored; keep only what is needed, compact:
     [(address, name, language)], and how many duplicates were merged. One mail per
@@ -26,8 +45,15 @@ def check_receivers(
     from devmsg.inputs import check_address
     from devmsg.render import one_line
 
+    if isinstance(recipients, str | bytes | Recipient) or not hasattr(recipients, "__iter__"):
+        raise InputError(
+            "recipients: expected a list of addresses (str) or Recipient, "
+            f"got {type(recipients).__name__}",
+            param="recipients",
+        )
     checked, seen, duplicates = [], set(), 0
     for position, recipient in enumerate(recipients, start=1):
+        recipient = _recipient(recipient, position - 1)
         where = recipient.source or f"receiver {position}"
         address = check_address(recipient.address, where)
         key = mailbox_key(address.address)
@@ -39,7 +65,7 @@ def check_receivers(
                               cfg.default_language)  # fmt: skip
         checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
     if not checked:
-        raise InputError("no receivers: give --to or --receivers")
+        raise UsageError("recipients is empty", cli="no receivers: give --to or --receivers")
     return checked, duplicates
 
 

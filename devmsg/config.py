@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from devmsg.errors import ConfigError
+from devmsg.errors import ConfigError, DevmsgError, InputError
 
 ENV_CONFIG = "DEVMSG_CONFIG"
 ENV_SMTP_PASSWORD = "DEVMSG_SMTP_PASSWORD"
@@ -143,7 +143,7 @@ def format_sender(text: str) -> str:
     """`Name <addr>` as a From header needs it (RFC 5322): a name with a comma, a dot or
     quotes is quoted, one that is not ASCII encoded (RFC 2047), so that the header is one
     mailbox to every parser. ValueError if it is not one address."""
-    if "\n" in text or "\r" in text:
+    if _CONTROL.search(text.replace("\t", " ")):  # a line break, NUL, ...: never in a header
         raise ValueError(text)
     match = _NAME_ADDR.fullmatch(text)
     name, address = (match[1], match[2].strip()) if match else ("", text.strip())
@@ -151,7 +151,7 @@ def format_sender(text: str) -> str:
         raise ValueError(text)
     if len(name) >= 2 and name[0] == name[-1] == '"':  # already quoted: the name inside
         name = re.sub(r"\\(.)", r"\1", name[1:-1])
-    name = " ".join(_CONTROL.sub(" ", name).split())
+    name = " ".join(name.split())
     if not name:
         return address
     if _PLAIN_NAME.fullmatch(name):
@@ -167,12 +167,18 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
     """The config file to use, or None for built-in defaults."""
     if explicit is not None:
         path = Path(explicit)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder; give the path of a devmsg.toml")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         return path
     env = os.environ.get(ENV_CONFIG)
     if env:
         path = Path(env)
+        if path.is_dir():
+            raise ConfigError(
+                f"{path}: is a folder; give the path of a devmsg.toml (from ${ENV_CONFIG})"
+            )
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found (from ${ENV_CONFIG})")
         return path
@@ -314,9 +320,21 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
 ENV_DATABASE_PASSWORD = "DEVMSG_DATABASE_PASSWORD"
 
 
-def _database(value: str | None, base: Path, where: str) -> tuple[Path, str | None]:
+def _database(
+    value: str | None, base: Path, where: str, from_file: bool = True
+) -> tuple[Path, str | None]:
     """A path or sqlite:///path keeps SQLite; postgresql://user@host:port/dbname is
-    PostgreSQL, whose password never comes from the config file."""
+    PostgreSQL, whose password never comes from the config file or the command line.
+    `where` is the config file (`from_file`), else the API parameter that gave it."""
+    if from_file:
+
+        def bad(text: str) -> DevmsgError:
+            return ConfigError(f"{where}: key 'database': {text}")
+    else:
+
+        def bad(text: str) -> DevmsgError:
+            return InputError(f"{where}: {text}", param=where)
+
     if value is None:
         return base / "devmsg.sqlite3", None
     if value.startswith("sqlite:///"):
@@ -326,15 +344,13 @@ def _database(value: str | None, base: Path, where: str) -> tuple[Path, str | No
 
         url = urlsplit(value)
         if url.password is not None:
-            raise ConfigError(
-                f"{where}: key 'database': no password in devmsg.toml; use PGPASSWORD, "
-                f"~/.pgpass or ${ENV_DATABASE_PASSWORD}"
-            )
+            told = "devmsg.toml" if from_file else "the URL"
+            raise bad(f"no password in {told}; use PGPASSWORD, ~/.pgpass or "
+                      f"${ENV_DATABASE_PASSWORD}")  # fmt: skip
         if not url.path.strip("/"):
-            raise ConfigError(f"{where}: key 'database': the URL names no database: {value}")
+            shown = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
+            raise bad(f"the URL names no database: {shown}")
         return base / "devmsg.sqlite3", value
     if "://" in value:
-        raise ConfigError(
-            f"{where}: key 'database': use a file path, sqlite:///path or postgresql://..."
-        )
+        raise bad("use a file path, sqlite:///path or postgresql://...")
     return base / Path(value), None

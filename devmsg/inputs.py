@@ -142,16 +142,23 @@ def read_receivers(path: str, language: str | None = None) -> Iterator[Recipient
     return _recipients(rows, label, language)
 
 
+_JSON_KINDS = {bool: "true/false", int: "a number", float: "a number", list: "a list",
+               dict: "an object"}  # fmt: skip
+
+
 def _recipients(rows, label: str, language: str | None) -> Iterator[Recipient]:
     count = 0
     for where, row in rows:
         address = row.get("address")
-        if not isinstance(address, str) or not address.strip():
+        for key in ("address", "name", "language"):
+            value = row.get(key)
+            if value is not None and not isinstance(value, str):
+                kind = _JSON_KINDS.get(type(value), type(value).__name__)
+                raise InputError(f"{where}: {key} must be text, not {kind}")
+        if not address or not address.strip():
             raise InputError(f"{where}: missing address")
         name = row.get("name") or ""
         lang = row.get("language") or language
-        if not isinstance(name, str) or (lang is not None and not isinstance(lang, str)):
-            raise InputError(f"{where}: name and language must be strings")
         # The address is checked, once, where the receivers are used (Outbox.send).
         count += 1
         yield Recipient(address.strip(), name, lang, where)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import getpass
 import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +18,15 @@ from pathlib import Path
 import peewee
 
 from devmsg import store
+from devmsg.arguments import check_ids, check_type, parse_bound
 from devmsg.compose import build_rows, check_receivers
 from devmsg.config import Config, load_config
 from devmsg.db import make_durable, open_store, store_error
 from devmsg.delivery import DeliveryReport, Progress, Run, check_stop
-from devmsg.errors import BusyError, InputError, NotFoundError
+from devmsg.errors import BusyError, InputError, NotFoundError, UsageError
 from devmsg.inputs import Recipient, mailbox_key
 from devmsg.models import SENDING, STATUSES, JSONField
+from devmsg.operating import Operating, current_user, store_errors
 
 RENDER_CHUNK = 500
 
@@ -54,28 +54,7 @@ class PurgeReport:
                 "messages_deleted": self.messages_deleted}  # fmt: skip
 
 
-def _store_errors(method):
-    """Database trouble becomes one clear StoreError naming the store."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except peewee.DatabaseError as exc:
-            raise store_error(self.config.store_name, self.config.busy_timeout, exc) from None
-
-    return wrapper
-
-
-@functools.cache
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-
-
-class Outbox:
+class Outbox(Operating):
     """devmsg's Python API: one config, one open store."""
 
     def __init__(self, config: Config) -> None:
@@ -107,12 +86,12 @@ class Outbox:
 
     # -- send ----------------------------------------------------------------------------
 
-    @_store_errors
+    @store_errors
     def send(
         self,
         *,
         type: str,
-        recipients: Iterable[Recipient],
+        recipients: Iterable[Recipient | str],
         template: str | None = None,
         context: dict | None = None,
         metadata: dict | None = None,
@@ -132,34 +111,53 @@ class Outbox:
         from devmsg.render import Rendered, one_line
 
         cfg = self.config
+        check_type("type", type, str)
+        for name, value in (("template", template), ("language", language),
+                            ("subject", subject), ("text", text), ("html", html)):  # fmt: skip
+            check_type(name, value, str, optional=True)
+        check_type("context", context, dict, optional=True)
+        check_type("metadata", metadata, dict, optional=True)
+        check_type("send_at", send_at, dt.datetime, optional=True)
+        check_type("expires_at", expires_at, dt.datetime, optional=True)
         context = dict(context or {})
         metadata = dict(metadata or {})
-        if not type or not type.strip():
-            raise InputError("--type must not be empty")
-        for option, value in (("--context", context), ("--metadata", metadata)):
+        if not type.strip():
+            raise InputError("type must not be empty", param="type")
+        for option, value in (("context", context), ("metadata", metadata)):
             try:
                 JSONField().db_value(value)
             except (TypeError, ValueError, RecursionError) as exc:
-                raise InputError(f"{option}: {exc}") from None
+                raise InputError(f"{option}: {exc}", param=option) from None
         if "receiver" in context:
-            raise InputError("--context: the key 'receiver' is reserved for the receiver")
+            raise InputError(
+                "context: the key 'receiver' is reserved for the receiver", param="context"
+            )
         now = dt.datetime.now(dt.UTC)
-        for option, value in (("--at", send_at), ("--expires", expires_at)):
+        for option, value in (("send_at", send_at), ("expires_at", expires_at)):
             if value is not None and value.tzinfo is None:
-                raise InputError(f"{option}: give a time with a time zone")
+                raise InputError(f"{option}: give a time with a time zone", param=option)
         if expires_at is not None and expires_at <= max(now, send_at or now):
-            raise InputError("--expires: that time has passed (or comes before --at)")
+            raise InputError(
+                "expires_at: that time has passed (or comes before send_at)",
+                cli="--expires: that time has passed (or comes before --at)",
+            )
         schedule = None
         if send_at is not None or expires_at is not None:
             schedule = (send_at, expires_at, send_at)
         if send_at is not None and send_at > now:
             queue = True  # delivered by resend-failed once due
         if template is not None and (subject or text or html):
-            raise InputError("give either --template or --subject/--text/--html, not both")
+            raise UsageError(
+                "give either template or subject/text/html, not both",
+                cli="give either --template or --subject/--text/--html, not both",
+            )
         inline, render = None, None
         if template is None:
             if not subject or not (text or html):
-                raise InputError("without --template, give --subject and --text or --html")
+                raise UsageError(
+                    "without a template, give subject and text or html",
+                    cli="without --template, give --subject and --text or --html",
+                )
             inline = Rendered(one_line(subject), text or html_to_text(html or ""), html or "")
         else:
             renderer = self._renderer
@@ -186,7 +184,7 @@ class Outbox:
             "template": template,
             "context": context,
             "metadata": metadata,
-            "created_by": _current_user(),
+            "created_by": current_user(),
             "sender": cfg.sender,
         }
 
@@ -225,14 +223,16 @@ class Outbox:
 
     # -- resend --------------------------------------------------------------------------
 
-    @_store_errors
+    @store_errors
     def resend(
         self, ids: list[int], progress: Progress | None = None, force: bool = False
     ) -> DeliveryReport:
         """Send the chosen receivers again, whatever their status. Unknown ids, ids another
         process is delivering right now, or sending paused (unless `force`): nothing is
         sent."""
-        ids = list(dict.fromkeys(ids))
+        ids = list(dict.fromkeys(check_ids("ids", ids)))
+        if not ids:
+            raise UsageError("ids is empty", cli="give the IDs of the receivers to resend")
         missing = sorted(set(ids) - store.existing_ids(ids))
         if missing:
             raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
@@ -255,7 +255,7 @@ class Outbox:
             make_durable(self.db)
         return report
 
-    @_store_errors
+    @store_errors
     def resend_failed(self, progress: Progress | None = None) -> DeliveryReport:
         """Deliver everything due: `failed` receivers within resend_limit whose backoff has
         passed, `not_sent` receivers nobody holds (queued, or left by a killed run), and
@@ -272,34 +272,9 @@ class Outbox:
 
     # -- pause ---------------------------------------------------------------------------
 
-    @_store_errors
-    def pause(self, for_: dt.timedelta | None = None, reason: str | None = None) -> dict:
-        """Pause all sending, for every process and host on this store (until `resume`, or
-        for `for_`)."""
-        import socket
-
-        return store.pause(f"{_current_user()}@{socket.gethostname()}", for_, reason)
-
-    @_store_errors
-    def resume(self) -> dict | None:
-        return store.resume()
-
-    @_store_errors
-    def paused(self) -> dict | None:
-        return store.paused()
-
-    def pause_text(self, pause: dict, verb: str = "is") -> str:
-        """`sending is paused by ola@host since 2026-12-01 10:02 CET until ...: reason`."""
-
-        when = self.config.minute
-        text = f"sending {verb} paused by {pause['paused_by']} since {when(pause['paused_at'])}"
-        if pause["until"] is not None:
-            text += f" until {when(pause['until'])}"
-        return text + (f": {pause['reason']}" if pause["reason"] else "")
-
     # -- read ----------------------------------------------------------------------------
 
-    @_store_errors
+    @store_errors
     def list(
         self,
         *,
@@ -311,14 +286,20 @@ class Outbox:
         sent_until: str | dt.datetime | dt.date | None = None,
         limit: int = 50,
     ) -> list[dict]:
+        check_type("statuses", statuses, list, optional=True)
+        check_type("type", type, str, optional=True)
+        check_type("to", to, str, optional=True)
+        check_type("message", message, int, optional=True)
+        check_type("limit", limit, int)
         for status in statuses or []:
             if status not in (*STATUSES, SENDING):
                 known = ", ".join((*STATUSES, SENDING))
-                raise InputError(f"--status: unknown status {status!r} ({known})")
+                raise InputError(f"statuses: unknown status {status!r} ({known})", param="statuses")
         if limit < 0:
-            raise InputError("--limit must be 0 (all) or more")
-        since, _ = self._bound(sent_since, "--sent-since", end_of_day=False)
-        until, exclusive = self._bound(sent_until, "--sent-until", end_of_day=True)
+            raise InputError("limit must be 0 (all) or more", param="limit")
+        tz = self.config.tzinfo
+        since, _ = parse_bound(sent_since, "sent_since", tz, end_of_day=False)
+        until, exclusive = parse_bound(sent_until, "sent_until", tz, end_of_day=True)
         return store.list_receivers(
             statuses=statuses,
             type=type,
@@ -331,61 +312,17 @@ class Outbox:
             max_age=self.config.max_age,
         )
 
-    def _bound(self, value, option: str, end_of_day: bool) -> tuple[dt.datetime | None, bool]:
-        """A date means the start of that day (since) or the whole day (until), in the
-        configured time zone; a naive datetime is in that zone too."""
-        if value is None or value == "":
-            return None, False
-        tz = self.config.tzinfo
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                value = (
-                    dt.date.fromisoformat(text)
-                    if len(text) == 10
-                    else dt.datetime.fromisoformat(text)
-                )
-            except ValueError:
-                raise InputError(f"{option}: not an ISO 8601 date or time: {text!r}") from None
-        if isinstance(value, dt.datetime):
-            return (value if value.tzinfo else value.replace(tzinfo=tz)), False
-        start = dt.datetime.combine(value, dt.time(), tzinfo=tz)
-        if end_of_day:
-            return start + dt.timedelta(days=1), True
-        return start, False
-
-    @_store_errors
+    @store_errors
     def show(self, receiver_id: int) -> dict:
+        check_type("receiver_id", receiver_id, int)
         return store.get_receiver(receiver_id, self.config.max_age)
 
-    @_store_errors
-    def control(
-        self, action: str, selection, reason: str | None = None, dry_run: bool = False
-    ) -> store.ControlReport:
-        """hold, release or cancel the selected receivers (a `store.Selection`)."""
-        if action not in store.control.ACTIONS:
-            raise InputError(f"unknown action {action!r}")
-        if selection.empty():
-            raise InputError(
-                "choose receivers: give IDs, --message, --type, --to, --status or --all"
-            )
-        for status in selection.statuses:
-            if status not in STATUSES:
-                raise InputError(f"--status: unknown status {status!r} ({', '.join(STATUSES)})")
-        if selection.ids:
-            missing = sorted(set(selection.ids) - store.existing_ids(selection.ids))
-            if missing:
-                raise NotFoundError(f"no receiver with id {', '.join(map(str, missing))}")
-        when = self.config.minute(dt.datetime.now(dt.UTC))
-        text = store.reason_text(action, _current_user(), when, reason)
-        return store.change(action, selection, text, dry_run)
-
-    @_store_errors
+    @store_errors
     def stats(self, by: str | None = None) -> dict:
         """The queue at a glance (see `devmsg stats`); `by="type"` breaks the receivers'
         counts down per message type."""
         if by not in (None, "type"):
-            raise InputError(f"--by: can only break down by 'type', not {by!r}")
+            raise InputError(f"by: can only break down by 'type', not {by!r}", param="by")
         from devmsg.delivery import policy_of
 
         return store.stats(policy_of(self.config), by_type=by == "type")
@@ -399,11 +336,12 @@ class Outbox:
         from devmsg.config import _database
         from devmsg.transfer import copy_store
 
-        path, url = _database(target, Path.cwd(), "--to")
+        check_type("target", target, str)
+        path, url = _database(target, Path.cwd(), "target", from_file=False)
         if (url or str(path.resolve())) == (
             self.config.database_url or str(Path(self.config.database).resolve())
         ):
-            raise InputError("--to: that is the store being copied")
+            raise InputError("target: that is the store being copied", param="target")
         target_config = with_changes(self.config, database=path, database_url=url)
         target_db = open_store(target_config, bind=False)
         try:
@@ -414,60 +352,25 @@ class Outbox:
         finally:
             target_db.close()
 
-    # -- rate limits and the suppression list ----------------------------------------------
-
-    @_store_errors
-    def limits(self) -> list[dict]:
-        """Each configured rate limit: count, window, used now, when the next permit frees."""
-        from devmsg.limits import usage
-
-        return usage(self.config.rate_limits)
-
-    @_store_errors
-    def suppressions(self) -> list[dict]:
-        return store.list_suppressions()
-
-    @_store_errors
-    def suppress(self, addresses: list[str], reason: str | None = None) -> tuple[int, int]:
-        """Put addresses on the suppression list (all checked first). (added, already
-        listed), each mailbox counted once however it is written."""
-        from devmsg.inputs import check_address
-
-        checked = [check_address(address, "ADDRESS").address for address in addresses]
-        unique: dict[str, str] = {}  # the first spelling of each mailbox
-        for address in checked:
-            unique.setdefault(mailbox_key(address), address)
-        by = f"{_current_user()}@{socket.gethostname()}"
-        added = sum(store.add_suppression(a, reason or f"added by {by}", by)
-                    for a in unique.values())  # fmt: skip
-        return added, len(unique) - added
-
-    @_store_errors
-    def unsuppress(self, addresses: list[str], requeue: bool = False) -> tuple[int, int]:
-        """Take addresses off the list (all must be on it); with `requeue`, their
-        suppressed receivers become not_sent, due at once. (removed, requeued)."""
-        by = f"{_current_user()}@{socket.gethostname()}"
-        now = self.config.minute(dt.datetime.now(dt.UTC))
-        try:
-            return store.remove_suppressions(
-                addresses, requeue, f"requeued by {by} at {now}: off the suppression list"
-            )
-        except LookupError as exc:
-            raise NotFoundError(f"not on the suppression list: {exc}") from None
-
     # -- purge ---------------------------------------------------------------------------
 
-    @_store_errors
+    @store_errors
     def purge(
         self,
         older_than: dt.timedelta | None = None,
         orphans: bool = False,
         dry_run: bool = False,
     ) -> PurgeReport:
+        check_type("older_than", older_than, dt.timedelta, optional=True)
         if older_than is None and not orphans:
-            raise InputError("give --older-than AGE or --orphans")
+            raise UsageError(
+                "give older_than or orphans=True", cli="give --older-than AGE or --orphans"
+            )
         if older_than is not None and orphans:
-            raise InputError("give --older-than AGE or --orphans, not both")
+            raise UsageError(
+                "give older_than or orphans=True, not both",
+                cli="give --older-than AGE or --orphans, not both",
+            )
         cutoff = None if older_than is None else dt.datetime.now(dt.UTC) - older_than
         receivers, messages = store.purge(cutoff, dry_run)
         return PurgeReport(receivers, messages)

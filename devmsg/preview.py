@@ -29,14 +29,18 @@ def preview(
 
     if language is not None and language not in cfg.languages:
         known = ", ".join(cfg.languages)
-        raise InputError(f"--language: {language!r} is not a configured language ({known})")
+        raise InputError(
+            f"language: {language!r} is not a configured language ({known})", param="language"
+        )
     renderer = Renderer(cfg.templates, cfg.locales, cfg.languages, cfg.default_language,
                         cfg.tzinfo)  # fmt: skip
     renderer.check_template(template)
     if context is None:
         context = example_context(cfg, template) or {}
     if "receiver" in context:
-        raise InputError("--context: the key 'receiver' is reserved for the receiver")
+        raise InputError(
+            "context: the key 'receiver' is reserved for the receiver", param="context"
+        )
     recipient = parse_recipient(to or EXAMPLE_TO, language, "--to")
     checked, _ = check_receivers([recipient], language, cfg)
     date = mime.date_header(dt.datetime.now(dt.UTC))

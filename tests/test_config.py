@@ -86,6 +86,35 @@ def test_missing_config_file(tmp_path, monkeypatch):
     )
 
 
+def test_a_config_that_is_a_folder_says_so(tmp_path, monkeypatch):
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    result = Cli(folder)("list")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {folder}: is a folder; give the path of a devmsg.toml\n",
+    )
+    monkeypatch.setenv("DEVMSG_CONFIG", str(folder))
+    assert Cli(None)("list").stderr == (
+        f"Error: {folder}: is a folder; give the path of a devmsg.toml (from $DEVMSG_CONFIG)\n"
+    )
+
+
+def test_store_copy_to_a_url_with_a_password_blames_the_url_not_the_config(cli):
+    """The URL came from the command line; its password is never repeated."""
+    ok_before = cli("list").exit_code
+    for url, told in [
+        ("postgresql://u:s3cret@db.example/devmsg",
+         "--to: no password in the URL; use PGPASSWORD, ~/.pgpass or $DEVMSG_DATABASE_PASSWORD"),
+        ("postgresql://u@db.example/", "--to: the URL names no database: postgresql://db.example/"),
+        ("mysql://u@db.example/x", "--to: use a file path, sqlite:///path or postgresql://..."),
+    ]:  # fmt: skip
+        result = cli("store", "copy", "--to", url)
+        assert (result.exit_code, result.stderr) == (1, f"Error: {told}\n")
+        assert "s3cret" not in result.output
+    assert ok_before == 0
+
+
 def test_defaults_work_with_no_config_at_all(tmp_path):
     result = Cli(None)("list")
     assert (result.exit_code, result.stdout) == (0, "No receivers match.\n")

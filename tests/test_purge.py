@@ -69,14 +69,15 @@ def test_purge_orphans_only(cli, smtp):
 
 
 def test_purge_bad_input(cli):
-    for args, message in [
-        ([], "Error: give --older-than AGE or --orphans\n"),
-        (["--older-than", "soon"],
+    """Nothing chosen, or two choices, is a usage error (2); a wrong age is 1."""
+    for args, code, message in [
+        ([], 2, "Error: give --older-than AGE or --orphans\n"),
+        (["--older-than", "soon"], 1,
          "Error: --older-than: not an age: 'soon' (use e.g. 90d, 12h, 30m or a number of days)\n"),
-        (["--older-than", "-3d"],
+        (["--older-than", "-3d"], 1,
          "Error: --older-than: not an age: '-3d' (use e.g. 90d, 12h, 30m or a number of days)\n"),
-        (["--older-than", "1d", "--orphans"],
+        (["--older-than", "1d", "--orphans"], 2,
          "Error: give --older-than AGE or --orphans, not both\n"),
     ]:  # fmt: skip
         result = cli("purge", *args)
-        assert (result.exit_code, result.stderr) == (1, message)
+        assert (result.exit_code, result.stderr) == (code, message)

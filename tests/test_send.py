@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 
+import pytest
 from conftest import DEMO_DATA, FEEDBACK_CONTEXT, Cli, sql, write_project
 
 CONTEXT = json.dumps(
@@ -203,16 +204,20 @@ def test_bad_input_stores_nothing(cli, smtp, tmp_path):
         (["-t", "deadline_moved", "--context", CONTEXT, "--receivers", str(tmp_path / "no.csv")],
          f"Error: {tmp_path / 'no.csv'}: cannot read receivers file"),
         (["-t", "deadline_moved", "--context", CONTEXT, "--to", "x@"], "Error: --to 'x@': invalid"),
-        (["-t", "deadline_moved", "--context", CONTEXT], "Error: give receivers with --to"),
+        (["-t", "deadline_moved", "--context", CONTEXT],
+         "Error: no receivers: give --to or --receivers"),
         (["-t", "deadline_moved", "--context", CONTEXT, "--to", "a@example.com",
-          "--receivers", str(good_csv)], "Error: give receivers with --to"),
-        (["--subject", "s", "--to", "a@example.com"], "Error: without --template"),
+          "--receivers", str(good_csv)], "Error: give receivers with --to or with --receivers, not both"),
+        (["--subject", "s", "--to", "a@example.com"], "Error: without --template, give"),
+        (["-t", "deadline_moved", "--subject", "s", "--to", "a@example.com"],
+         "Error: give either --template or --subject/--text/--html, not both"),
         (["--subject", "s", "--text", "t", "--metadata", "3", "--to", "a@example.com"],
          "Error: --metadata: must be a JSON object"),
     ]  # fmt: skip
     for args, expected in cases:
         result = cli("send", "--type", "t", *args)
-        assert result.exit_code == 1, (args, result.output)
+        usage = "no receivers" in expected or "not both" in expected or "without" in expected
+        assert result.exit_code == (2 if usage else 1), (args, result.output)
         assert result.stderr.startswith(expected), (args, result.stderr)
         assert result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.output
@@ -322,3 +327,23 @@ def test_one_mail_per_mailbox_per_message(cli, smtp, home):
     human = cli("send", "--type", "t", "--subject", "s", "--text", "t",
                 "--to", "a@example.com", "--to", "a@EXAMPLE.COM")  # fmt: skip
     assert human.stderr == "1 duplicate receivers merged: one mail per mailbox\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "told"),
+    [
+        ('{"address": 5}', "address must be text, not a number"),
+        ('{"address": ["a@example.com"]}', "address must be text, not a list"),
+        ('{"address": "a@example.com", "name": {"x": 1}}', "name must be text, not an object"),
+        ('{"address": "a@example.com", "language": true}', "language must be text, not true/false"),
+        ('{"name": "Ola"}', "missing address"),
+        ('{"address": " "}', "missing address"),
+    ],
+)
+def test_a_jsonl_row_with_a_value_that_is_not_text_says_which(cli, smtp, tmp_path, line, told):
+    rows = tmp_path / "r.jsonl"
+    rows.write_text('{"address": "a@example.com"}\n' + line + "\n")
+    result = cli("send", "--subject", "s", "--text", "t", "--type", "t", "--receivers", str(rows))
+    assert (result.exit_code, result.stderr) == (1, f"Error: {rows} line 2: {told}\n")
+    assert count_rows(cli.config) == 0
+    assert smtp.messages == []

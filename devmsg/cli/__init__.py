@@ -1,8 +1,10 @@
 """The `devmsg` command: parse, call one library function, render. The only package that prints.
 
-Errors devmsg raises (DevmsgError) become one red line on stderr and exit 1, in one place:
-`DevmsgGroup.invoke`. Exit codes: 0 done; 1 an error the user can fix; 2 usage (Typer's own);
-3 the work was stored but some receivers were not sent.
+Errors devmsg raises (DevmsgError) become one red line on stderr, in one place:
+`DevmsgGroup.invoke`. Exit codes: 0 done; 1 an input that is there but wrong, or an error
+the user can fix; 2 usage: a required input missing, or options that cannot go together
+(Typer's own and devmsg's UsageError); 3 the work was stored but some receivers were not
+sent.
 
 One module per group of commands: `sending` (send, resend, resend-failed), `inspect` (list,
 show, stats), `queue` (hold, release, cancel, pause, resume), `providers` (limits,

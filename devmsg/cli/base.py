@@ -11,9 +11,30 @@ import typer
 from typer.core import TyperGroup
 
 from devmsg import __version__
-from devmsg.errors import DevmsgError
+from devmsg.errors import DevmsgError, InputError
 
 EXIT_NOT_SENT = 3
+
+
+# The Python API's parameters, as the CLI's options: errors name what the user typed.
+OPTIONS = {
+    "type": "--type",
+    "template": "--template",
+    "language": "--language",
+    "context": "--context",
+    "metadata": "--metadata",
+    "send_at": "--at",
+    "expires_at": "--expires",
+    "statuses": "--status",
+    "limit": "--limit",
+    "sent_since": "--sent-since",
+    "sent_until": "--sent-until",
+    "by": "--by",
+    "target": "--to",
+    "older_than": "--older-than",
+    "for_": "--for",
+    "addresses": "ADDRESS",
+}
 
 
 class DevmsgGroup(TyperGroup):
@@ -21,7 +42,7 @@ class DevmsgGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except DevmsgError as exc:
-            _error(str(exc))
+            _error(exc.for_cli(OPTIONS) if isinstance(exc, InputError) else str(exc))
             raise typer.Exit(exc.exit_code) from None
 
 

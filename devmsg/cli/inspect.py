@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from devmsg.cli.base import _console, _echo, _outbox, _print_json, app
-from devmsg.errors import DevmsgError
+from devmsg.errors import UsageError
 
 
 @app.command("list")
@@ -120,7 +120,7 @@ def stats(
     && mv /var/lib/node_exporter/devmsg.prom.$$ /var/lib/node_exporter/devmsg.prom
     """
     if json_output and prometheus:
-        raise DevmsgError("give --json or --prometheus, not both")
+        raise UsageError("give --json or --prometheus, not both")
     outbox = _outbox(ctx)
     data = outbox.stats(by=by)
     if json_output:

@@ -15,7 +15,7 @@ from devmsg.cli.base import (
     _summary,
     app,
 )
-from devmsg.errors import DevmsgError
+from devmsg.errors import UsageError
 
 
 @app.command()
@@ -102,8 +102,10 @@ def send(
     """
     from devmsg.inputs import parse_json_object, parse_recipient, read_receivers
 
-    if bool(to) == bool(receivers):
-        raise DevmsgError("give receivers with --to or with --receivers (one of them)")
+    if not to and not receivers:
+        raise UsageError("no receivers: give --to or --receivers")
+    if to and receivers:
+        raise UsageError("give receivers with --to or with --receivers, not both")
     context_value = parse_json_object(context, "--context")
     metadata_value = parse_json_object(metadata, "--metadata")
     if to:
