@@ -170,3 +170,13 @@ def test_show_whole_output(cli, smtp):
     assert lines[19].startswith("╭─ Plain text ─")
     assert lines[20].startswith("│ Plain body")
     assert lines[-1] == "No failures."
+
+
+def test_an_id_that_is_not_a_number_is_one_line_and_exit_1(cli):
+    for args in (["show", "abc"], ["resend", "1", "x2"], ["hold", "abc"], ["cancel", "1.5"]):
+        result = cli(*args)
+        given = args[-1]
+        assert (result.exit_code, result.stderr) == (
+            1, f"Error: the ID must be a number, not {given!r}\n"), args  # fmt: skip
+    result = cli("show")
+    assert result.exit_code == 2 and "Missing argument 'ID'" in result.stderr

@@ -57,6 +57,14 @@ app = typer.Typer(
 )
 
 
+def receiver_id(text: str) -> int:
+    """A receiver ID on the command line: a number, else one line and exit 1."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InputError(f"the ID must be a number, not {text!r}") from None
+
+
 def _console(stderr: bool = False):
     from devmsg.cli.terminal import SafeConsole
 

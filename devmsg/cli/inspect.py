@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import _console, _echo, _outbox, _print_json, app
+from devmsg.cli.base import _console, _echo, _outbox, _print_json, app, receiver_id
 from devmsg.errors import UsageError
 
 
@@ -81,7 +81,9 @@ def list_(
 @app.command()
 def show(
     ctx: typer.Context,
-    receiver_id: Annotated[int, typer.Argument(metavar="ID", help="Receiver id (from list).")],
+    receiver_id: Annotated[
+        int, typer.Argument(metavar="ID", help="Receiver id (from list).", parser=receiver_id)
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show one receiver: every field, the content, and each failure's traceback.

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import _echo, _outbox, _print_json, app
+from devmsg.cli.base import _echo, _outbox, _print_json, app, receiver_id
 from devmsg.errors import DevmsgError
 
 HELP = {
@@ -29,7 +29,8 @@ def _command(action: str):
     def command(
         ctx: typer.Context,
         ids: Annotated[
-            list[int] | None, typer.Argument(metavar="[IDS]...", help="Receiver ids.")
+            list[int] | None,
+            typer.Argument(metavar="[IDS]...", help="Receiver ids.", parser=receiver_id),
         ] = None,
         message: Annotated[
             int | None, typer.Option("--message", metavar="ID", help="Receivers of this message.")

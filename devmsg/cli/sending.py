@@ -14,6 +14,7 @@ from devmsg.cli.base import (
     _print_json,
     _summary,
     app,
+    receiver_id,
 )
 from devmsg.errors import UsageError
 
@@ -176,7 +177,8 @@ def send(
 def resend(
     ctx: typer.Context,
     receiver_ids: Annotated[
-        list[int], typer.Argument(metavar="ID...", help="Receiver ids to send again.")
+        list[int],
+        typer.Argument(metavar="ID...", help="Receiver ids to send again.", parser=receiver_id),
     ],
     force: Annotated[
         bool, typer.Option("--force", help="Send even while sending is paused.")
