@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
+from devmsg.addresses import Address, mailbox_key
 from devmsg.config import Config
 from devmsg.errors import InputError, UsageError
-from devmsg.inputs import Address, Recipient, mailbox_key
+from devmsg.inputs import Recipient
 
 
 def _eol(body: str) -> str:
@@ -42,7 +43,7 @@ def check_receivers(
     mailbox: the same local part, and the domain in any case; the first occurrence wins
     (its name and language)."""
     from devmsg import i18n
-    from devmsg.inputs import check_address
+    from devmsg.addresses import check_address
     from devmsg.render import one_line
 
     if isinstance(recipients, str | bytes | Recipient) or not hasattr(recipients, "__iter__"):
@@ -55,7 +56,7 @@ def check_receivers(
     for position, recipient in enumerate(recipients, start=1):
         recipient = _recipient(recipient, position - 1)
         where = recipient.source or f"receiver {position}"
-        address = check_address(recipient.address, where)
+        address = check_address(recipient.address, where, cfg.allow_local_domains)
         key = mailbox_key(address.address)
         if key in seen:
             duplicates += 1

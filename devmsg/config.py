@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devmsg.errors import ConfigError, DevmsgError, InputError
+from devmsg.rates import Limit, parse_limits
 
 ENV_CONFIG = "DEVMSG_CONFIG"
 ENV_SMTP_PASSWORD = "DEVMSG_SMTP_PASSWORD"
@@ -58,7 +59,8 @@ class Config:
     claim_lease: dt.timedelta = dt.timedelta(minutes=5)
     max_age: dt.timedelta = dt.timedelta(days=5)  # 0: never expire
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
-    rate_limits: tuple = ()  # of devmsg.limits.Limit
+    rate_limits: tuple[Limit, ...] = ()
+    allow_local_domains: bool = False  # accept addresses at localhost and under .test
     suppress: bool = True  # a 5xx about the mailbox puts the address on the suppression list
 
     @property
@@ -98,6 +100,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "smtp": ((dict,), "a table"),
     "rate_limits": ((dict,), "a table"),
     "suppress": ((bool,), "true or false"),
+    "allow_local_domains": ((bool,), "true or false"),
 }
 _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "host": ((str,), "a string"),
@@ -282,8 +285,6 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         return base / Path(data.get(key, str(default)))
 
     database, database_url = _database(data.get("database"), base, where)
-    from devmsg.limits import parse_limits
-
     rate_limits = parse_limits(data.get("rate_limits", {}), where)
 
     return Config(
@@ -306,6 +307,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         max_age=duration("max_age", defaults.max_age),
         rate_limits=rate_limits,
         suppress=data.get("suppress", defaults.suppress),
+        allow_local_domains=data.get("allow_local_domains", defaults.allow_local_domains),
         smtp=SmtpConfig(
             host=smtp_data.get("host", smtp_defaults.host),
             port=port,

@@ -395,7 +395,7 @@ class Run:
     def _exchange(self, transport, rows: list[Outgoing], later: list[Outgoing]) -> bool:
         """Try each receiver over this connection, one commit each. False: a reconnect was
         refused, and these with `later` went back to the run's other connections."""
-        from devmsg.inputs import mailbox_key
+        from devmsg.addresses import mailbox_key
         from devmsg.transport import DeliveryFailure
 
         sender = self.config.sender_address
@@ -493,6 +493,6 @@ def _abandoned(failure):
 
 
 def _envelope(address: str) -> str:
-    from devmsg.inputs import check_address
+    from devmsg.addresses import check_address
 
-    return check_address(address).envelope
+    return check_address(address, allow_local=True).envelope  # checked when stored

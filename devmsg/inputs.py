@@ -30,66 +30,6 @@ class Recipient:
     source: str = ""  # where it came from, for error messages
 
 
-@dataclass(frozen=True)
-class Address:
-    address: str  # normalized, as stored and shown
-    envelope: str  # what RCPT TO gets: an IDN domain as punycode
-    smtputf8: bool
-
-
-# The common case, a plain ASCII address, checked without email-validator (which costs
-# 0.1 ms an address): dot-atom local part, LDH labels, an alphabetic TLD. Anything else,
-# and any A-label ("xn--"), goes to email-validator. A test checks that this never accepts
-# what email-validator refuses, and normalizes the same way (the domain lowercased).
-_PLAIN = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
-)
-_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
-# RFC 2142 role mailboxes, which email-validator lowercases.
-_ROLE_MAILBOXES = frozenset({
-    "info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster",
-    "hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp",
-})  # fmt: skip
-
-
-def _plain(address: str) -> Address | None:
-    match = _PLAIN.fullmatch(address)
-    if match is None or len(address) > 254 or address.index("@") > 64:
-        return None
-    domain = match[1].lower()
-    if "xn--" in domain or domain.rsplit(".", 1)[-1] in _SPECIAL_USE:
-        return None
-    if address[: match.start(1) - 1].lower() in _ROLE_MAILBOXES:
-        return None
-    normalized = address[: match.start(1)] + domain
-    return Address(normalized, normalized, False)
-
-
-def mailbox_key(address: str) -> str:
-    """One mailbox, however it is written: the local part exactly, the domain in any case."""
-    local, _, domain = address.strip().rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
-def check_address(address: str, where: str = "") -> Address:
-    """Validate one address. A line break anywhere is invalid: it could inject a header."""
-    fast = _plain(address.strip())
-    if fast is not None:
-        return fast
-    from email_validator import EmailNotValidError, validate_email  # 20 ms: only when needed
-
-    prefix = f"{where}: " if where else ""
-    if "\n" in address or "\r" in address:
-        raise InputError(f"{prefix}invalid address {address!r}: contains a line break")
-    try:
-        result = validate_email(address.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InputError(f"{prefix}invalid address {address!r}: {exc}") from None
-    envelope = result.ascii_email or result.normalized
-    return Address(result.normalized, envelope, bool(result.smtputf8))
-
-
 def parse_recipient(text: str, language: str | None = None, where: str = "") -> Recipient:
     """`addr` or `Name <addr>` (as `--to` takes it)."""
     match = _NAME_ADDR.match(text.strip())
@@ -97,7 +37,7 @@ def parse_recipient(text: str, language: str | None = None, where: str = "") -> 
         name, addr = match["name"].strip().strip('"').strip(), match["addr"]
     else:
         name, addr = "", text
-    check_address(addr, where)
+    # The address is checked, once, where the receivers are used (Outbox.send).
     return Recipient(address=addr.strip(), name=name, language=language, source=where)
 
 

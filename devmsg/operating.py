@@ -12,11 +12,11 @@ import socket
 import peewee
 
 from devmsg import store
+from devmsg.addresses import mailbox_key
 from devmsg.arguments import check_ids, check_type
 from devmsg.config import Config
 from devmsg.db import store_error
 from devmsg.errors import InputError, NotFoundError, UsageError
-from devmsg.inputs import mailbox_key
 from devmsg.models import STATUSES
 
 
@@ -117,15 +117,15 @@ class Operating:
     def suppress(self, addresses: list[str], reason: str | None = None) -> tuple[int, int]:
         """Put addresses on the suppression list (all checked first). (added, already
         listed), each mailbox counted once however it is written."""
-        from devmsg.inputs import check_address
+        from devmsg.addresses import check_address
 
         check_type("addresses", addresses, list)
         check_type("reason", reason, str, optional=True)
-        checked = []
+        checked, local = [], self.config.allow_local_domains
         for i, address in enumerate(addresses):
             check_type(f"addresses[{i}]", address, str)
             try:
-                checked.append(check_address(address, f"addresses[{i}]").address)
+                checked.append(check_address(address, f"addresses[{i}]", local).address)
             except InputError as exc:
                 raise InputError(str(exc), param="addresses") from None
         if not checked:

@@ -18,13 +18,14 @@ from pathlib import Path
 import peewee
 
 from devmsg import store
+from devmsg.addresses import mailbox_key
 from devmsg.arguments import check_ids, check_type, parse_bound
 from devmsg.compose import build_rows, check_receivers
 from devmsg.config import Config, load_config
 from devmsg.db import make_durable, open_store, store_error
 from devmsg.delivery import DeliveryReport, Progress, Run, check_stop
 from devmsg.errors import BusyError, InputError, NotFoundError, UsageError
-from devmsg.inputs import Recipient, mailbox_key
+from devmsg.inputs import Recipient
 from devmsg.models import SENDING, STATUSES, JSONField
 from devmsg.operating import Operating, current_user, store_errors
 

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devmsg import Outbox, Recipient
+from devmsg.addresses import check_address
 from devmsg.config import load_config
 from devmsg.errors import ConfigError, InputError
-from devmsg.inputs import check_address, parse_json_object, read_receivers
+from devmsg.inputs import parse_json_object, read_receivers
 from devmsg.render import one_line
 
 SETTINGS = settings(
@@ -270,7 +271,7 @@ ascii_addresses = st.builds(
 def test_fast_address_check_agrees_with_email_validator(address):
     from email_validator import EmailNotValidError, validate_email
 
-    from devmsg.inputs import _plain
+    from devmsg.addresses import _plain
 
     fast = _plain(address)
     try:

@@ -26,6 +26,8 @@ __all__ = ["app", "run"]
 def run() -> None:
     """The `devmsg` command (the installed script and `python -m devmsg`)."""
     _skip_unused_postgres_driver(sys.argv[1:])
+    _defer_unused_rich_modules()
+    _only_the_command_asked_for(sys.argv[1:])
     app(prog_name="devmsg")
 
 
@@ -36,6 +38,8 @@ def _skip_unused_postgres_driver(argv: list[str]) -> None:
     that runs more (tests, an application) peewee would keep the driver missing."""
     if "peewee" in sys.modules or "store" in argv:
         return
+    if not argv or {"--version", "--help", "-h"} & set(argv):
+        return  # no store is opened: peewee is never imported, and the config not read
     explicit = None
     for index, arg in enumerate(argv):
         if arg in ("--config", "-c") and index + 1 < len(argv):
@@ -51,6 +55,66 @@ def _skip_unused_postgres_driver(argv: list[str]) -> None:
         return  # the command itself reports it
     for driver in ("psycopg", "psycopg2"):
         sys.modules.setdefault(driver, None)
+
+
+def _only_the_command_asked_for(argv: list[str]) -> None:
+    """Typer builds every command (inspecting 24 signatures, 20-40 ms) before it runs one.
+    The `devmsg` process runs one command: when the first word after the global options
+    names one, only that command is built. Anything else (`--help`, no command, a typo:
+    Typer's own error with its suggestions) keeps them all."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--config", "-c"):
+            next(words, None)
+        elif not word.startswith("-"):
+            break
+    else:
+        return
+    commands = [c for c in app.registered_commands
+                if (c.name or c.callback.__name__.replace("_", "-")) == word]  # fmt: skip
+    groups = [g for g in app.registered_groups if g.name == word]
+    if commands or groups:
+        app.registered_commands, app.registered_groups = commands, groups
+
+
+def _defer_unused_rich_modules() -> None:
+    """Typer's help formatter imports rich.markdown (for `rich_markup_mode="markdown"`,
+    which devmsg does not use) and rich.traceback (for an unexpected exception): with
+    markdown-it, pygments and attrs, 60-100 ms of every `--help` and error box. In the
+    `devmsg` process each is a stand-in until something uses it: the first use of
+    `Markdown` or `Traceback`, or of any other name, imports the real module."""
+    import importlib
+    import types
+
+    def stand_in(name: str, attribute: str) -> None:
+        if name in sys.modules:
+            return
+
+        def real():
+            if isinstance(sys.modules.get(name), Deferred):
+                del sys.modules[name]
+            return importlib.import_module(name)
+
+        class Deferred(types.ModuleType):
+            def __getattr__(self, item):
+                if item.startswith("__"):  # the import system asking (__path__, ...)
+                    raise AttributeError(item)
+                return getattr(real(), item)
+
+        class Forwarding(type):
+            def __getattr__(cls, item):  # Traceback.from_exception(...)
+                return getattr(getattr(real(), attribute), item)
+
+        class Lazy(metaclass=Forwarding):
+            def __new__(cls, *args, **kwargs):
+                return getattr(real(), attribute)(*args, **kwargs)
+
+        module = Deferred(name)
+        setattr(module, attribute, Lazy)
+        sys.modules[name] = module
+
+    stand_in("rich.markdown", "Markdown")
+    stand_in("rich.traceback", "Traceback")
 
 
 if __name__ == "__main__":  # pragma: no cover

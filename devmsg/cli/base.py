@@ -92,7 +92,7 @@ def _print_json(value) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        _echo(f"devmsg {__version__}")
+        sys.stdout.write(f"devmsg {__version__}\n")  # plain: no rich for one line
         raise typer.Exit()
 
 

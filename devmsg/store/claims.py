@@ -12,6 +12,7 @@ from devmsg.content import email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver
 from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, lease_now, to_db, utcnow, writing
 from devmsg.store.outcomes import _record_failure
+from devmsg.store.policy import Policy
 
 
 def release_claims(owner: str) -> None:
@@ -29,26 +30,6 @@ class Outgoing:
     address: str
     mime: bytes
     failed_count: int
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What a failure does: the limit, and the backoff before the next attempt."""
-
-    resend_limit: int
-    backoff: dt.timedelta
-    backoff_max: dt.timedelta
-    max_age: dt.timedelta = dt.timedelta(0)  # 0: receivers never expire by age
-
-    def next_attempt(self, failures: int, now: dt.datetime) -> dt.datetime:
-        """After the n-th failure: backoff * 2^(n-1), +-20% jitter, at most backoff_max."""
-        base = self.backoff.total_seconds()
-        if base <= 0:
-            return now
-        import random
-
-        delay = base * 2 ** min(failures - 1, 40) * random.uniform(0.8, 1.2)
-        return now + dt.timedelta(seconds=min(delay, self.backoff_max.total_seconds()))
 
 
 INTERRUPTED = "interrupted attempt: the sender stopped mid-delivery; it may have been delivered"

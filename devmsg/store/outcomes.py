@@ -3,13 +3,9 @@ delivery: one short transaction per receiver, in plain SQL."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from devmsg.models import DELIVERABLE, database
 from devmsg.store.base import _param, utcnow, writing
-
-if TYPE_CHECKING:
-    from devmsg.store.claims import Policy
+from devmsg.store.policy import Policy
 
 # The per-receiver writes are the hot path of delivery: plain, portable SQL with the
 # driver's placeholder, instead of building a peewee query for every receiver (which cost

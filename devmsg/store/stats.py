@@ -12,8 +12,9 @@ from peewee import fn
 
 from devmsg.models import STATUSES, UNSENT, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db, utcnow
-from devmsg.store.claims import Policy, _claimed, count_due
+from devmsg.store.claims import _claimed, count_due
 from devmsg.store.control import paused
+from devmsg.store.policy import Policy
 
 WINDOWS = {"last_hour": dt.timedelta(hours=1), "last_24h": dt.timedelta(hours=24)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from peewee import chunked
 
-from devmsg.inputs import mailbox_key
+from devmsg.addresses import mailbox_key
 from devmsg.models import DELIVERABLE, Receiver, Suppression, database
 from devmsg.store.base import INSERT_CHUNK, from_db, utcnow, writing
 
