@@ -42,14 +42,28 @@ def parse_recipient(text: str, language: str | None = None, where: str = "") -> 
 
 
 def parse_json_object(text: str | None, option: str) -> dict:
+    """A JSON object given on the command line: the JSON itself, `@FILE` to read it from a
+    file, or `@-` from stdin. Every error names the option (and the file)."""
     if text is None or text == "":
         return {}
+    where = option
+    if text.startswith("@"):
+        name = text[1:]
+        where = f"{option} {'stdin' if name == '-' else name}"
+        try:
+            raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{where}: cannot read the file: {exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"{option}: invalid JSON: {exc}") from None
+        raise InputError(f"{where}: invalid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise InputError(f"{option}: must be a JSON object, got {type(value).__name__}")
+        raise InputError(f"{where}: must be a JSON object, got {type(value).__name__}")
     return value
 
 

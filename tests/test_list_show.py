@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from conftest import mask, mask_times, sql
+import pytest
+from conftest import Cli, mask, mask_times, sql
 
 SEND = ("send", "--subject", "Your results", "--text", "t")
 
@@ -108,6 +109,7 @@ def test_list_json_fields_and_times(cli, smtp):
 
 
 def test_list_bad_status_and_empty_store(cli):
+    assert cli("resend-failed", "--quiet").exit_code == 0  # makes the store
     result = cli("list")
     assert (result.exit_code, result.stdout) == (0, "No receivers match.\n")
     result = cli("list", "--status", "lost")
@@ -137,6 +139,7 @@ def test_show_json_has_everything(cli, smtp):
 
 
 def test_show_unknown_id(cli):
+    cli("resend-failed", "--quiet")
     result = cli("show", "7")
     assert (result.exit_code, result.stderr) == (1, "Error: no receiver with id 7\n")
 
@@ -180,3 +183,25 @@ def test_an_id_that_is_not_a_number_is_one_line_and_exit_1(cli):
             1, f"Error: the ID must be a number, not {given!r}\n"), args  # fmt: skip
     result = cli("show")
     assert result.exit_code == 2 and "Missing argument 'ID'" in result.stderr
+
+
+@pytest.mark.sqlite_only
+def test_looking_makes_no_store(home, monkeypatch):
+    """list, show, stats, limits and suppress list on a store that is not there say so in
+    one line, exit 1, and create nothing; with and without a config file."""
+    no_limits = Cli(None)("limits")
+    assert (no_limits.exit_code, no_limits.stdout) == (
+        0, "No rate limits configured ([rate_limits] in devmsg.toml).\n")  # fmt: skip
+    for config in (None, home / "devmsg.toml"):
+        if config is not None:
+            config.write_text('database = "data/devmsg.sqlite3"\n[rate_limits]\n"*" = "9/s"\n')
+            (home / "data").mkdir()
+        shown = "./devmsg.sqlite3" if config is None else "./data/devmsg.sqlite3"
+        limits = [["limits"]] if config else []  # none configured: nothing to look up
+        for args in (["list"], ["show", "1"], ["stats"], ["stats", "--json"], *limits,
+                     ["suppress", "list"]):  # fmt: skip
+            result = Cli(config)(*args)
+            assert (result.exit_code, result.stderr) == (
+                1, f"Error: no store at {shown}: devmsg send creates it, or give --config\n"
+            ), args  # fmt: skip
+        assert sorted(p.name for p in home.rglob("*.sqlite3*")) == []

@@ -347,3 +347,49 @@ def test_a_jsonl_row_with_a_value_that_is_not_text_says_which(cli, smtp, tmp_pat
     assert (result.exit_code, result.stderr) == (1, f"Error: {rows} line 2: {told}\n")
     assert count_rows(cli.config) == 0
     assert smtp.messages == []
+
+
+def test_local_test_addresses_need_allow_local_domains(cli, smtp):
+    """localhost and .test are special-use: refused, naming the key that accepts them."""
+    for address in ("dev@localhost", "ola@school.test"):
+        result = cli("send", "--type", "t", "--subject", "s", "--text", "t", "--to", address)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: --to {address!r}: invalid address {address!r}")
+        assert result.stderr.endswith(
+            "(allow_local_domains = true in devmsg.toml accepts localhost and .test)\n"
+        )
+    assert count_rows(cli.config) == 0
+    cli.config.write_text("allow_local_domains = true\n" + cli.config.read_text())
+    result = cli("send", "--type", "t", "--subject", "s", "--text", "t",
+                 "--to", "dev@localhost", "--to", "Ola <ola@School.test>")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(smtp.recipients()) == ["dev@localhost", "ola@school.test"]
+    result = cli("send", "--type", "t", "--subject", "s", "--text", "t", "--to", "a b@localhost")
+    assert result.exit_code == 1 and "invalid address 'a b@localhost'" in result.stderr
+
+
+def test_context_and_metadata_from_a_file_or_stdin(cli, smtp, tmp_path):
+    ctx = tmp_path / "ctx.json"
+    ctx.write_text(CONTEXT)
+    meta = tmp_path / "meta.json"
+    meta.write_text('{"course": "INF1000"}')
+    base = ["send", "-t", "deadline_moved", "--type", "t", "--to", "a@example.com"]
+    result = cli(*base, "--context", f"@{ctx}", "--metadata", f"@{meta}")
+    assert result.exit_code == 0, result.output
+    result = cli(*base, "--context", "@-", input=CONTEXT)
+    assert result.exit_code == 0, result.output
+    assert sql("SELECT metadata FROM message ORDER BY id", config=cli.config) == [
+        ('{"course": "INF1000"}',), ("{}",)]  # fmt: skip
+    assert len(smtp.messages) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    for args, told in [
+        (["--context", f"@{tmp_path / 'none.json'}"],
+         f"--context {tmp_path / 'none.json'}: cannot read the file: No such file or directory"),
+        (["--context", f"@{bad}"], f"--context {bad}: must be a JSON object, got list"),
+        (["--context", f"@{ctx}", "--metadata", f"@{tmp_path}"],
+         f"--metadata {tmp_path}: cannot read the file: Is a directory"),
+    ]:  # fmt: skip
+        result = cli(*base, *args)
+        assert (result.exit_code, result.stderr) == (1, f"Error: {told}\n")
+    assert len(sql("SELECT id FROM message", config=cli.config)) == 2

@@ -22,6 +22,29 @@ from devmsg.errors import DevmsgError
 
 __all__ = ["app", "run"]
 
+# `devmsg --help` groups the commands by task, in this order.
+PANELS = {
+    "Sending": ("send", "resend", "resend-failed"),
+    "Looking": ("list", "show", "stats"),
+    "Operating": ("hold", "release", "cancel", "pause", "resume", "limits", "suppress"),
+    "Authoring": ("check", "preview", "catalog"),
+    "The store": ("purge", "store"),
+    "Demo": ("demo",),
+}
+_ORDER = [name for names in PANELS.values() for name in names]
+_PANEL = {name: panel for panel, names in PANELS.items() for name in names}
+
+
+def _name(info) -> str:
+    callback = getattr(info, "callback", None)
+    return info.name or (callback.__name__.replace("_", "-") if callback else "")
+
+
+for _info in (*app.registered_commands, *app.registered_groups):
+    _info.rich_help_panel = _PANEL[_name(_info)]
+app.registered_commands.sort(key=lambda info: _ORDER.index(_name(info)))
+app.registered_groups.sort(key=lambda info: _ORDER.index(_name(info)))
+
 
 def run() -> None:
     """The `devmsg` command (the installed script and `python -m devmsg`)."""
@@ -70,9 +93,8 @@ def _only_the_command_asked_for(argv: list[str]) -> None:
             break
     else:
         return
-    commands = [c for c in app.registered_commands
-                if (c.name or c.callback.__name__.replace("_", "-")) == word]  # fmt: skip
-    groups = [g for g in app.registered_groups if g.name == word]
+    commands = [c for c in app.registered_commands if _name(c) == word]
+    groups = [g for g in app.registered_groups if _name(g) == word]
     if commands or groups:
         app.registered_commands, app.registered_groups = commands, groups
 

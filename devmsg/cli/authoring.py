@@ -170,7 +170,10 @@ def preview(
     ] = None,
     context: Annotated[
         str | None,
-        typer.Option(metavar="JSON", help="Template variables. Default: its context.json."),
+        typer.Option(
+            metavar="JSON",
+            help="Template variables (@FILE reads a file, @- stdin). Default: its context.json.",
+        ),
     ] = None,
     to: Annotated[
         str | None, typer.Option("--to", metavar="'NAME <ADDRESS>'", help="The receiver.")

@@ -121,11 +121,22 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _outbox(ctx: typer.Context):
+def _outbox(ctx: typer.Context, looking: bool = False):
+    """The open Outbox. A command that only looks (`looking`) makes no store: on a SQLite
+    file that is not there it says so instead."""
     from devmsg.config import load_config
     from devmsg.outbox import Outbox
 
     config = load_config(ctx.obj["config"])
+    if looking and config.database_url is None and not Path(config.database).exists():
+        from devmsg.errors import StoreError
+
+        path = Path(config.database).absolute()
+        try:
+            shown = f"./{path.relative_to(Path.cwd())}"
+        except ValueError:
+            shown = str(path)
+        raise StoreError(f"no store at {shown}: devmsg send creates it, or give --config")
 
     outbox = Outbox(config)
     ctx.call_on_close(outbox.close)

@@ -54,7 +54,7 @@ def list_(
 
     Example: devmsg list --status failed --status error --type feedback --limit 20
     """
-    outbox = _outbox(ctx)
+    outbox = _outbox(ctx, looking=True)
     rows = outbox.list(
         statuses=status,
         type=type,
@@ -90,7 +90,7 @@ def show(
 
     Example: devmsg show 42
     """
-    outbox = _outbox(ctx)
+    outbox = _outbox(ctx, looking=True)
     row = outbox.show(receiver_id)
     if json_output:
         _print_json(row)
@@ -123,7 +123,7 @@ def stats(
     """
     if json_output and prometheus:
         raise UsageError("give --json or --prometheus, not both")
-    outbox = _outbox(ctx)
+    outbox = _outbox(ctx, looking=True)
     data = outbox.stats(by=by)
     if json_output:
         _print_json(data)

@@ -20,9 +20,13 @@ def limits(
 
     Example: devmsg limits
     """
+    from devmsg.config import load_config
     from devmsg.views import limits_table
 
-    outbox = _outbox(ctx)
+    if not load_config(ctx.obj["config"]).rate_limits:  # nothing to look up in a store
+        _show([], json_output, "No rate limits configured ([rate_limits] in devmsg.toml).", None)
+        return
+    outbox = _outbox(ctx, looking=True)
     tz = outbox.config.tzinfo
     _show(outbox.limits(), json_output, "No rate limits configured ([rate_limits] in devmsg.toml).",
           lambda rows: limits_table(rows, tz))  # fmt: skip
@@ -59,7 +63,7 @@ def suppress_list(
     """
     from devmsg.views import suppressions_table
 
-    outbox = _outbox(ctx)
+    outbox = _outbox(ctx, looking=True)
     tz = outbox.config.tzinfo
     _show(outbox.suppressions(), json_output, "The suppression list is empty.",
           lambda rows: suppressions_table(rows, tz))  # fmt: skip

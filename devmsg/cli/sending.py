@@ -59,11 +59,17 @@ def send(
         ),
     ] = None,
     context: Annotated[
-        str | None, typer.Option(metavar="JSON", help="JSON object of template variables.")
+        str | None,
+        typer.Option(
+            metavar="JSON", help="JSON object of template variables; @FILE reads a file, @- stdin."
+        ),
     ] = None,
     metadata: Annotated[
         str | None,
-        typer.Option(metavar="JSON", help="JSON object stored with the message (not rendered)."),
+        typer.Option(
+            metavar="JSON",
+            help="JSON object stored with the message (not rendered); @FILE reads a file.",
+        ),
     ] = None,
     subject: Annotated[
         str | None, typer.Option(metavar="TEXT", help="Subject, to send without a template.")
