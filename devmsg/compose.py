@@ -37,10 +37,11 @@ def _recipient(value, index: int) -> Recipient:
 
 def check_receivers(
     recipients: Iterable[Recipient | str], language: str | None, cfg: Config
-) -> tuple[list[tuple[Address, str, str]], int]:
+) -> tuple[list[tuple[Address, str, str]], int, dict[str, int]]:
     """Check every receiver before anything is stored; keep only what is needed, compact:
-    [(address, name, language)], and how many duplicates were merged. One mail per
-    mailbox: the same local part, and the domain in any case; the first occurrence wins
+    [(address, name, language)], how many duplicates were merged, and the languages asked
+    for that are not configured (-> how many receivers, rendered in the default language).
+    One mail per mailbox: the same local part, and the domain in any case; the first occurrence wins
     (its name and language)."""
     from devmsg import i18n
     from devmsg.addresses import check_address
@@ -53,6 +54,7 @@ def check_receivers(
             param="recipients",
         )
     checked, seen, duplicates = [], set(), 0
+    fallbacks: dict[str, int] = {}
     for position, recipient in enumerate(recipients, start=1):
         recipient = _recipient(recipient, position - 1)
         where = recipient.source or f"receiver {position}"
@@ -62,12 +64,14 @@ def check_receivers(
             duplicates += 1
             continue
         seen.add(key)
-        lang = i18n.negotiate(recipient.language or language, cfg.languages,
-                              cfg.default_language)  # fmt: skip
+        asked = (recipient.language or language or "").strip()
+        lang = i18n.negotiate(asked, cfg.languages, "") or cfg.default_language
+        if asked and not i18n.negotiate(asked, cfg.languages, ""):
+            fallbacks[asked] = fallbacks.get(asked, 0) + 1  # rendered in the default language
         checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
     if not checked:
         raise UsageError("recipients is empty", cli="no receivers: give --to or --receivers")
-    return checked, duplicates
+    return checked, duplicates, fallbacks
 
 
 def build_rows(chunk, cfg: Config, template, context, render, inline, date, listed) -> list[dict]:

@@ -36,6 +36,7 @@ from devmsg.stopping import (  # noqa: F401  (the stop is part of this module's 
     stop_requested,
 )
 from devmsg.store import Outgoing, Policy
+from devmsg.words import plural
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -64,13 +65,19 @@ class DeliveryReport:
     deferred: int = 0  # not attempted: a rate limit lets them through later
     suppressed: int = 0  # not attempted: the address is on the suppression list
     pause: dict | None = field(default=None, compare=False)  # the pause that stopped it
+    # why attempts failed: status (failed, error) -> the failure's text -> how many
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count(self, status: str) -> int:
-        """One attempt's outcome; how many receivers the run is done with."""
+    def count(self, status: str, reason: str | None = None) -> int:
+        """One attempt's outcome (and, for a failure, why); how many receivers the run is
+        done with."""
         with self._lock:
             self.attempted += 1
             setattr(self, status, getattr(self, status) + 1)
+            if reason is not None and status in ("failed", "error"):
+                texts = self.reasons.setdefault(status, {})
+                texts[reason] = texts.get(reason, 0) + 1
             return self.attempted + self.deferred + self.suppressed
 
     def skipped(self, reason: str, count: int) -> int:
@@ -84,9 +91,13 @@ class DeliveryReport:
         return self.failed == 0 and self.error == 0
 
     def as_dict(self) -> dict:
+        reasons: dict[str, int] = {}
+        for texts in self.reasons.values():
+            for text, count in texts.items():
+                reasons[text] = reasons.get(text, 0) + count
         return {"attempted": self.attempted, "sent": self.sent, "failed": self.failed,
                 "error": self.error, "deferred": self.deferred,
-                "suppressed": self.suppressed}  # fmt: skip
+                "suppressed": self.suppressed, "reasons": reasons}  # fmt: skip
 
 
 class Run:
@@ -217,7 +228,7 @@ class Run:
             left = max(self.total - report.attempted - report.deferred - report.suppressed, 0)
             raise Interrupted(
                 f"stopped by {_STOP.reason}: attempted {report.attempted} (sent {report.sent}, "
-                f"failed {report.failed}, error {report.error}); {left} receivers not "
+                f"failed {report.failed}, error {report.error}); {plural(left, 'receiver')} not "
                 "attempted, left as they were, none held",
                 _STOP.exit_code,
             )
@@ -441,7 +452,7 @@ class Run:
             row.id, row.failed_count, failure.error, failure.traceback, failure.permanent,
             self.policy, start_next, backoff=not failure.interrupted, recheck=self.recheck,
         )  # fmt: skip
-        self._count(status)
+        self._count(status, failure.error)
         cfg = self.config
         if cfg.suppress and not cfg.redirect_to and status != store.VANISHED:
             from devmsg.transport import mailbox_is_gone
@@ -453,10 +464,10 @@ class Run:
                 )
         return started
 
-    def _count(self, status: str) -> None:
+    def _count(self, status: str, reason: str | None = None) -> None:
         if status == store.VANISHED:
             return
-        self._progress(self.report.count(status))
+        self._progress(self.report.count(status, reason))
 
     def _skipped(self, reason: str, count: int) -> None:
         self._progress(self.report.skipped(reason, count))

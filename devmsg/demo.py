@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from devmsg.errors import DevmsgError
+from devmsg.words import plural
 
 DATA = Path(__file__).with_name("demo_data")
 MARKER = ".devmsg-demo"
@@ -93,7 +94,7 @@ def run_demo(folder: Path, emit: Callable) -> None:
             )
             emit(
                 f"\n[bold]devmsg send[/] stored message {report.message_id} for "
-                f"{len(recipients)} receivers (each in their own language) and sent it: "
+                f"{plural(len(recipients), 'receiver')} (each in their own language) and sent it: "
                 f"sent {report.sent}, failed {report.failed}."
             )
             failed = outbox.list(statuses=["failed"])
@@ -115,7 +116,7 @@ def run_demo(folder: Path, emit: Callable) -> None:
                 emit(Rule(f"devmsg show {failed[0]['id']}"))
                 emit(receiver_detail(outbox.show(failed[0]["id"]), tz))
         emit(Rule())
-        emit(f"The SMTP server received {len(server.messages)} messages.")
+        emit(f"The SMTP server received {plural(len(server.messages), 'message')}.")
     emit(
         "Explore the store it left:\n"
         f"  devmsg --config {config_path} list\n"

@@ -28,6 +28,7 @@ from devmsg.errors import BusyError, InputError, NotFoundError, UsageError
 from devmsg.inputs import Recipient
 from devmsg.models import SENDING, STATUSES, JSONField
 from devmsg.operating import Operating, current_user, store_errors
+from devmsg.words import plural
 
 RENDER_CHUNK = 500
 
@@ -38,11 +39,14 @@ class SendReport(DeliveryReport):
     receiver_ids: list[int] = field(default_factory=list)
     queued: bool = False
     duplicates: int = 0  # receivers merged: the same mailbox given twice or more
+    fallbacks: dict[str, str] = field(default_factory=dict)  # asked -> rendered in
+    fallback_counts: dict[str, int] = field(default_factory=dict)  # asked -> receivers
 
     def as_dict(self) -> dict:
         return {"message_id": self.message_id, "receivers": self.receiver_ids,
                 "queued": self.queued, **super().as_dict(),
-                "paused": self.pause is not None, "duplicates": self.duplicates}  # fmt: skip
+                "paused": self.pause is not None, "duplicates": self.duplicates,
+                "fallbacks": self.fallbacks}  # fmt: skip
 
 
 @dataclass
@@ -167,13 +171,15 @@ class Outbox(Operating):
 
         from devmsg import mime
 
-        checked, duplicates = check_receivers(recipients, language, cfg)
+        checked, duplicates, fallbacks = check_receivers(recipients, language, cfg)
         listed = store.suppressed(address.address for address, _, _ in checked)
 
         pause = store.paused()
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
-        report = SendReport(queued=queue, pause=pause, duplicates=duplicates)
+        report = SendReport(queued=queue, pause=pause, duplicates=duplicates,
+                            fallbacks={asked: cfg.default_language for asked in fallbacks},
+                            fallback_counts=fallbacks)  # fmt: skip
         skipped = {i for i, (address, _, _) in enumerate(checked)
                    if mailbox_key(address.address) in listed}  # fmt: skip
         report.suppressed = len(skipped)
@@ -248,7 +254,7 @@ class Outbox(Operating):
             rid, owner = sorted(held.items())[0]
             raise BusyError(
                 f"receiver {rid} is being delivered by {owner} right now; nothing was sent"
-                + (f" ({len(held)} receivers held)" if len(held) > 1 else "")
+                + (f" ({plural(len(held), 'receiver')} held)" if len(held) > 1 else "")
             )
         try:
             run.deliver_ids(ids)

@@ -42,7 +42,7 @@ def preview(
             "context: the key 'receiver' is reserved for the receiver", param="context"
         )
     recipient = parse_recipient(to or EXAMPLE_TO, language, "--to")
-    checked, _ = check_receivers([recipient], language, cfg)
+    checked, _, _ = check_receivers([recipient], language, cfg)
     date = mime.date_header(dt.datetime.now(dt.UTC))
     (row,) = build_rows(checked, cfg, template, context, renderer.render, None, date, {})
     return row

@@ -61,5 +61,5 @@ def test_eight_shell_loops_of_send_queue(home, smtp):
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert (proc.returncode, err) == (0, "")
-        assert out.count("queued 1 receivers") == 8
+        assert out.count("queued 1 receiver") == 8
     assert sql("select count(*) from receiver") == [(64,)]

@@ -110,7 +110,11 @@ def test_unreachable_server_costs_one_connection_per_batch_not_per_receiver(home
         to = [arg for i in range(120) for arg in ("--to", f"r{i}@example.com")]
         result = cli(*SEND, *to)
         assert result.exit_code == 3
-        assert result.stdout == "message 1: attempted 120, sent 0, failed 120, error 0\n"
+        assert result.stdout == (
+            "message 1: attempted 120, sent 0, failed 120, error 0\n"
+            f"failed 120: 127.0.0.1:{server.port} replied 421 4.3.2 Service not available, "
+            "closing channel (120)\n"
+        )
         assert server.connections <= 4  # one a batch (4 connections, 30 each), not 120
         for rid in (1, 60, 120):
             shown = show(cli, rid)
@@ -176,6 +180,7 @@ def test_zero_backoff_retries_on_every_run(home, smtp):
     assert json.loads(cli("resend-failed", "--json").stdout)["attempted"] == 1
     assert json.loads(cli("resend-failed", "--json").stdout) == {
         "attempted": 1, "sent": 0, "failed": 0, "error": 1, "deferred": 0, "suppressed": 0,
+        "reasons": {"recipient refused: 451 4.3.0 try later": 1},
     }  # fmt: skip
 
 

@@ -17,7 +17,10 @@ def test_installed_command_sends_lists_and_reports_errors(home, smtp):
                  "--to", "ola@example.no", "--to", "kari@example.no", "--language", "nb",
                  cwd=home)  # fmt: skip
     assert result.returncode == 3, result.stderr
-    assert result.stdout == "message 1: attempted 2, sent 1, failed 0, error 1\n"
+    assert result.stdout == (
+        "message 1: attempted 2, sent 1, failed 0, error 1\n"
+        "error 1: recipient refused: 550 5.1.1 no such user (1)\n"
+    )
     assert smtp.recipients() == ["ola@example.no"]
 
     listed = json.loads(run("list", "--json", cwd=home).stdout)

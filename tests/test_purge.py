@@ -39,7 +39,7 @@ def test_purge_older_than_deletes_receivers_failures_and_emptied_messages(cli, s
 
     result = cli("purge", "--older-than", "90d")
     assert result.exit_code == 0
-    assert result.stdout == "purge: deleted 3 receivers and 1 messages\n"
+    assert result.stdout == "purge: deleted 3 receivers and 1 message\n"
     assert counts(cli) == (2, 2, 0)
     remaining = [r["to"] for r in json.loads(cli("list", "--json").stdout)]
     assert remaining == ["new2@example.com", "new@example.com"]
@@ -62,7 +62,7 @@ def test_purge_orphans_only(cli, smtp):
     cli(*SEND, "--to", "b@example.com")
     sql("delete from receiver where id = 1")
     result = cli("purge", "--orphans", "--dry-run")
-    assert result.stdout == "purge: would delete 0 receivers and 1 messages\n"
+    assert result.stdout == "purge: would delete 0 receivers and 1 message\n"
     result = cli("purge", "--orphans", "--json")
     assert json.loads(result.stdout) == {"receivers_deleted": 0, "messages_deleted": 1}
     assert counts(cli) == (1, 1, 0)

@@ -20,7 +20,7 @@ def test_at_sends_later_and_expires_never_sends_stale(home, smtp):
     cli = Cli(write_project(home, smtp.port))
     later = cli(*SEND, "--to", "later@example.com", "--at", "+2h")
     assert later.exit_code == 0
-    assert later.stdout.startswith("message 1: 1 receivers due at ")
+    assert later.stdout.startswith("message 1: 1 receiver due at ")
     assert (
         cli(*SEND, "--to", "stale@example.com", "--at", "+1h", "--expires", "+90m").exit_code == 0
     )
@@ -63,6 +63,7 @@ def test_max_age_expires_failed_receivers_and_a_hold_does_not_age(home, smtp, cl
     result = run("resend-failed", "--json", cwd=home, env=in_6d)
     assert json.loads(result.stdout) == {
         "attempted": 1, "sent": 1, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+        "reasons": {},
     }  # fmt: skip
     rows = listed(home)
     assert rows["old@example.com"]["status"] == "expired"  # failed, and past max_age (5d)

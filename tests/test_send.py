@@ -49,7 +49,7 @@ def test_send_renders_each_receiver_in_their_language_and_delivers(cli, smtp):
     assert report == {
         "message_id": 1, "receivers": [1, 2], "queued": False,
         "attempted": 2, "sent": 2, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
-        "paused": False, "duplicates": 0,
+        "reasons": {}, "paused": False, "duplicates": 0, "fallbacks": {},
     }  # fmt: skip
     assert sorted(smtp.recipients()) == ["alex@example.com", "ola@example.no"]
     msg = received(smtp, to="ola@example.no")
@@ -242,7 +242,11 @@ def test_refused_recipients_and_server_down_are_failures_never_sent(cli, smtp, h
     result = cli("send", "--subject", "s", "--text", "t", "--type", "t", "--to", "ok@example.com",
                  "--to", "later@example.com", "--to", "nobody@example.com")  # fmt: skip
     assert result.exit_code == 3
-    assert result.stdout == "message 1: attempted 3, sent 1, failed 1, error 1\n"
+    assert result.stdout == (
+        "message 1: attempted 3, sent 1, failed 1, error 1\n"
+        "failed 1: recipient refused: 451 4.3.0 mailbox busy (1)\n"
+        "error 1: recipient refused: 550 5.1.1 no such user (1)\n"
+    )
     assert result.stderr == (
         "Not sent: see devmsg list --message 1 --status failed --status error\n"
     )
@@ -326,7 +330,7 @@ def test_one_mail_per_mailbox_per_message(cli, smtp, home):
     assert len(smtp.messages) == 3
     human = cli("send", "--type", "t", "--subject", "s", "--text", "t",
                 "--to", "a@example.com", "--to", "a@EXAMPLE.COM")  # fmt: skip
-    assert human.stderr == "1 duplicate receivers merged: one mail per mailbox\n"
+    assert human.stderr == "1 duplicate receiver merged: one mail per mailbox\n"
 
 
 @pytest.mark.parametrize(
@@ -393,3 +397,29 @@ def test_context_and_metadata_from_a_file_or_stdin(cli, smtp, tmp_path):
         result = cli(*base, *args)
         assert (result.exit_code, result.stderr) == (1, f"Error: {told}\n")
     assert len(sql("SELECT id FROM message", config=cli.config)) == 2
+
+
+def test_the_summary_says_why_and_which_languages_fell_back(home, closed_port, tmp_path):
+    """A dead server: the reasons, grouped with counts, in the summary and the JSON; a
+    language that is not configured: rendered in the default one, and said so."""
+    config = home / "devmsg.toml"
+    config.write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {closed_port}\n')
+    cli = Cli(config)
+    result = cli("send", "--type", "t", "--subject", "s", "--text", "t", "--to", "a@example.com",
+                 "--to", "b@example.com", "--language", "de")  # fmt: skip
+    refused = f"127.0.0.1:{closed_port}: connection refused"
+    assert (result.exit_code, result.stdout) == (3, (
+        "2 receivers asked for de: sent in en\n"
+        "message 1: attempted 2, sent 0, failed 2, error 0\n"
+        f"failed 2: {refused} (2)\n"))  # fmt: skip
+    result = cli("send", "--json", "--type", "t", "--subject", "s", "--text", "t",
+                 "--to", "c@example.com", "--language", "nb")  # fmt: skip
+    data = json.loads(result.stdout)
+    assert (data["reasons"], data["fallbacks"]) == ({refused: 1}, {"nb": "en"})
+    result = cli("resend", "1", "3")
+    assert result.stdout == (
+        f"resend: attempted 2, sent 0, failed 2, error 0\nfailed 2: {refused} (2)\n"
+    )
+    result = cli("send", "--queue", "--type", "t", "--subject", "s", "--text", "t",
+                 "--to", "d@example.com", "--language", "en_GB")  # fmt: skip
+    assert result.stdout == "message 3: queued 1 receiver (devmsg resend-failed delivers them)\n"

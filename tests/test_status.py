@@ -24,13 +24,17 @@ def test_fail_fail_then_error_on_the_third_failure(cli, smtp):
     backoff_passes()
     result = cli("resend-failed")
     assert result.exit_code == 0
-    assert result.stdout == "resend-failed: attempted 1, sent 0, failed 1, error 0\n"
+    assert result.stdout == (
+        "resend-failed: attempted 1, sent 0, failed 1, error 0\n"
+        "failed 1: recipient refused: 451 4.3.0 try later (1)\n"
+    )
     assert (status_of(cli)["status"], status_of(cli)["failed_count"]) == ("failed", 2)
 
     backoff_passes()
     result = cli("resend-failed", "--json")
     assert json.loads(result.stdout) == {
         "attempted": 1, "sent": 0, "failed": 0, "error": 1, "deferred": 0, "suppressed": 0,
+        "reasons": {"recipient refused: 451 4.3.0 try later": 1},
     }  # fmt: skip
     assert (status_of(cli)["status"], status_of(cli)["failed_count"]) == ("error", 3)
 
@@ -38,6 +42,7 @@ def test_fail_fail_then_error_on_the_third_failure(cli, smtp):
     result = cli("resend-failed", "--json")
     assert json.loads(result.stdout) == {
         "attempted": 0, "sent": 0, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+        "reasons": {},
     }  # fmt: skip
     assert len(status_of(cli)["failures"]) == 3
     # ... and a person resends it by hand once the cause is fixed.
@@ -46,6 +51,7 @@ def test_fail_fail_then_error_on_the_third_failure(cli, smtp):
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {
         "attempted": 1, "sent": 1, "failed": 0, "error": 0, "deferred": 0, "suppressed": 0,
+        "reasons": {},
     }  # fmt: skip
     shown = status_of(cli)
     assert (shown["status"], shown["sent_count"], shown["failed_count"]) == ("sent", 1, 3)
@@ -94,7 +100,10 @@ def test_resend_failed_quiet_prints_only_when_something_failed(cli, smtp):
     backoff_passes()
     result = cli("resend-failed", "--quiet")  # b goes, c fails again
     assert result.exit_code == 0
-    assert result.stdout == "resend-failed: attempted 2, sent 1, failed 1, error 0\n"
+    assert result.stdout == (
+        "resend-failed: attempted 2, sent 1, failed 1, error 0\n"
+        "failed 1: recipient refused: 451 4.3.0 try later (1)\n"
+    )
     backoff_passes()
     result = cli("resend-failed", "--quiet")  # c goes: nothing to report
     assert (result.exit_code, result.output) == (0, "")
@@ -108,7 +117,10 @@ def test_resend_failed_against_a_down_server_exits_zero_and_records(home, closed
     backoff_passes()
     result = cli("resend-failed")
     assert result.exit_code == 0
-    assert result.stdout == "resend-failed: attempted 1, sent 0, failed 1, error 0\n"
+    assert result.stdout == (
+        "resend-failed: attempted 1, sent 0, failed 1, error 0\n"
+        f"failed 1: 127.0.0.1:{closed_port}: connection refused (1)\n"
+    )
     assert status_of(cli)["failed_count"] == 2
 
 

@@ -19,7 +19,7 @@ def test_purge_leaves_what_a_running_send_holds(home, smtp):
     purged = run("purge", "--older-than", "0d", cwd=home)
     assert purged.returncode == 0, purged.stderr
     # the old receiver and the 11 already sent go; the 49 the send holds stay
-    assert purged.stdout == "purge: deleted 12 receivers and 1 messages\n"
+    assert purged.stdout == "purge: deleted 12 receivers and 1 message\n"
     smtp.release()
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (0, "")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from devmsg.cli.base import DevmsgGroup, _console, _echo, _outbox, _print_json, _with_progress, app
+from devmsg.words import plural
 
 
 @app.command()
@@ -42,7 +43,8 @@ def purge(
         return
     verb = "would delete" if dry_run else "deleted"
     _echo(
-        f"purge: {verb} {report.receivers_deleted} receivers and {report.messages_deleted} messages"
+        f"purge: {verb} {plural(report.receivers_deleted, 'receiver')} and "
+        f"{plural(report.messages_deleted, 'message')}"
     )
 
 
@@ -103,6 +105,7 @@ def store_copy(
         _print_json(counts)
     else:
         _echo(
-            f"store copy: copied {counts['message']} messages, {counts['receiver']} receivers "
-            f"and {counts['failure']} failures to {to}"
+            f"store copy: copied {plural(counts['message'], 'message')}, "
+            f"{plural(counts['receiver'], 'receiver')} "
+            f"and {plural(counts['failure'], 'failure')} to {to}"
         )

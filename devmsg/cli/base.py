@@ -221,4 +221,16 @@ def _summary(report, what: str) -> str:
         text += f"; {report.deferred} deferred by a rate limit (see devmsg limits)"
     if report.suppressed:
         text += f"; {report.suppressed} suppressed (see devmsg suppress list)"
+    for status in ("failed", "error"):  # why, grouped: `failed 2: connection refused ... (2)`
+        texts = report.reasons.get(status)
+        if texts:
+            ranked = sorted(texts.items(), key=lambda item: (-item[1], item[0]))
+            why = ", ".join(f"{_shorten(reason)} ({count})" for reason, count in ranked)
+            text += f"\n{status} {getattr(report, status)}: {why}"
     return text
+
+
+def _shorten(text: str, width: int = 160) -> str:
+    """One line of a failure's text, for a summary (`show` has it whole)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from devmsg.cli.base import DevmsgGroup, _console, _echo, _outbox, _print_json, app
+from devmsg.words import plural
 
 
 @app.command()
@@ -82,7 +83,9 @@ def suppress_add(
     Example: devmsg suppress add ola@example.no --reason 'asked us to stop'
     """
     added, kept = _outbox(ctx).suppress(addresses, reason)
-    _echo(f"suppress: added {added} addresses" + (f", {kept} already listed" if kept else ""))
+    _echo(
+        f"suppress: added {plural(added, 'address')}" + (f", {kept} already listed" if kept else "")
+    )
 
 
 @suppress_app.command("remove")
@@ -99,7 +102,7 @@ def suppress_remove(
     Example: devmsg suppress remove ola@example.no --requeue
     """
     removed, requeued = _outbox(ctx).unsuppress(addresses, requeue)
-    text = f"suppress: removed {removed} addresses"
+    text = f"suppress: removed {plural(removed, 'address')}"
     if requeue:
-        text += f"; {requeued} receivers requeued (devmsg resend-failed delivers them)"
+        text += f"; {plural(requeued, 'receiver')} requeued (devmsg resend-failed delivers them)"
     _echo(text)

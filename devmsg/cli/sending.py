@@ -17,6 +17,7 @@ from devmsg.cli.base import (
     receiver_id,
 )
 from devmsg.errors import UsageError
+from devmsg.words import plural
 
 
 @app.command()
@@ -143,8 +144,13 @@ def send(
             progress=bar,
         ),
     )
+    if not json_output:
+        for asked, count in sorted(report.fallback_counts.items()):
+            _echo(f"{plural(count, 'receiver')} asked for {asked}: sent in "
+                  f"{report.fallbacks[asked]}")  # fmt: skip
     if report.duplicates and not json_output:
-        _echo(f"{report.duplicates} duplicate receivers merged: one mail per mailbox", err=True)
+        merged = plural(report.duplicates, "duplicate receiver")
+        _echo(f"{merged} merged: one mail per mailbox", err=True)
     # Suppressed receivers are stored but never delivered: not counted as queued or left.
     waiting = len(report.receiver_ids) - report.suppressed
     also = f"; {report.suppressed} suppressed (see devmsg suppress list)" * bool(report.suppressed)
@@ -153,12 +159,12 @@ def send(
     elif report.queued and send_at is not None and report.pause is None:
         when = outbox.config.minute(send_at)
         _echo(
-            f"message {report.message_id}: {waiting} receivers due at {when} "
+            f"message {report.message_id}: {plural(waiting, 'receiver')} due at {when} "
             f"(devmsg resend-failed delivers them then){also}"
         )
     elif report.queued:
         _echo(
-            f"message {report.message_id}: queued {waiting} receivers "
+            f"message {report.message_id}: queued {plural(waiting, 'receiver')} "
             f"(devmsg resend-failed delivers them){also}"
         )
         if report.pause is not None:
@@ -167,7 +173,8 @@ def send(
         _echo(_summary(report, f"message {report.message_id}"))
         if report.pause is not None:
             left = waiting - report.attempted
-            _echo(f"Stopped: {outbox.pause_text(report.pause)}; {left} receivers left for "
+            left_text = plural(left, "receiver")
+            _echo(f"Stopped: {outbox.pause_text(report.pause)}; {left_text} left for "
                   "devmsg resend-failed", err=True)  # fmt: skip
         if not report.ok:
             _echo(
