@@ -39,35 +39,67 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def receivers_table(rows: list[dict], tz: ZoneInfo) -> Table:
+# The columns of `devmsg list`, in the order shown, with the priority by which a narrow
+# terminal keeps them (0 first): an address and a header are never cut, so a column that
+# does not fit at its full width is left out instead (`show ID` has every field).
+_LIST_COLUMNS = (  # header, priority, options
+    ("ID", 0, {"justify": "right", "no_wrap": True}),
+    ("Created", 6, {"no_wrap": True}),
+    ("Subject", 3, {"min_width": 8, "ratio": 3}),
+    ("Receiver", 1, {"no_wrap": True}),
+    ("Sent", 5, {"justify": "right", "no_wrap": True}),
+    ("Failed", 4, {"justify": "right", "no_wrap": True}),
+    ("Status", 0, {"no_wrap": True}),
+    ("Sent at", 7, {"no_wrap": True}),
+    ("Next attempt", 8, {"no_wrap": True}),
+    ("Type", 2, {"no_wrap": True}),
+)
+
+
+def receivers_table(rows: list[dict], tz: ZoneInfo, width: int | None = None) -> Table:
+    """The receivers, newest first. With `width` (the terminal's), the columns that fit
+    whole, by priority; the subject wraps."""
     table = Table(box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False, collapse_padding=True)
     with_next = any(row["next_attempt_at"] for row in rows)
-    table.add_column("ID", justify="right", no_wrap=True)
-    table.add_column("Created", min_width=5)
-    table.add_column("Subject", min_width=8, ratio=3)
-    table.add_column("Receiver", min_width=10, ratio=3, overflow="fold")
-    table.add_column("Sent", justify="right", no_wrap=True)
-    table.add_column("Failed", justify="right", no_wrap=True)
-    table.add_column("Status", no_wrap=True)
-    table.add_column("Sent at", min_width=5)
-    if with_next:
-        table.add_column("Next attempt", min_width=5)
-    table.add_column("Type", min_width=4, ratio=1, overflow="fold")
+    cells: dict[str, list[Text]] = {header: [] for header, _, _ in _LIST_COLUMNS}
     for row in rows:
         # Text, not str: rich would parse every str cell for markup.
-        cells = [
-            Text(str(row["id"])),
-            Text(local(row["created_at"], tz)),
-            Text(row["subject"]),
-            Text(f"{row['name']}\n{row['to']}" if row["name"] else row["to"]),
-            Text(str(row["sent_count"])),
-            Text(str(row["failed_count"])),
-            status_text(row["status"]),
-            Text(local(row["sent_at"], tz)),
-        ]
-        if with_next:
-            cells.append(Text(local(row["next_attempt_at"], tz)))
-        table.add_row(*cells, Text(row["type"]))
+        cells["ID"].append(Text(str(row["id"])))
+        cells["Created"].append(Text(local(row["created_at"], tz)))
+        cells["Subject"].append(Text(row["subject"]))
+        cells["Receiver"].append(Text(f"{row['name']}\n{row['to']}" if row["name"] else row["to"]))
+        cells["Sent"].append(Text(str(row["sent_count"])))
+        cells["Failed"].append(Text(str(row["failed_count"])))
+        cells["Status"].append(status_text(row["status"]))
+        cells["Sent at"].append(Text(local(row["sent_at"], tz)))
+        cells["Next attempt"].append(Text(local(row["next_attempt_at"], tz)))
+        cells["Type"].append(Text(row["type"]))
+    if not with_next:
+        del cells["Next attempt"]
+
+    def needed(header: str) -> int:  # the column's width uncut, with its padding
+        if header == "Subject":
+            return 8 + 2
+        longest = max((line.cell_len for cell in cells[header] for line in cell.split()),
+                      default=0)  # fmt: skip
+        if header == "Receiver":  # the name may wrap; the address may not
+            longest = max((len(row["to"]) for row in rows), default=0)
+        return max(len(header), longest) + 2
+
+    kept = set(cells)
+    if width is not None:
+        kept, used = set(), 0
+        for header, _, _ in sorted((c for c in _LIST_COLUMNS if c[0] in cells),
+                                   key=lambda c: c[1]):  # fmt: skip
+            if used + needed(header) <= width:
+                kept.add(header)
+                used += needed(header)
+    shown = [(header, options) for header, _, options in _LIST_COLUMNS if header in kept]
+    for header, options in shown:
+        extra = {"min_width": needed(header) - 2} if header not in ("Subject",) else {}
+        table.add_column(header, **{**options, **extra})
+    for index in range(len(rows)):
+        table.add_row(*(cells[header][index] for header, _ in shown))
     return table
 
 
@@ -145,13 +177,15 @@ def stats_view(data: dict, tz: ZoneInfo):
     counts = data["receivers"]
     per_type = counts and isinstance(next(iter(counts.values())), dict)
     rows = counts if per_type else {"all": counts}
+    # One row per status, one column of counts (or one per type): narrow enough for any
+    # terminal, no header cut.
     table = Table(box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False)
     statuses = list(next(iter(rows.values())).keys()) if rows else []
-    table.add_column("Type" if per_type else "", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    for kind in rows:
+        table.add_column(Text(str(kind)), justify="right", no_wrap=True)
     for status in statuses:
-        table.add_column(status_text(status), justify="right")
-    for kind, row in rows.items():
-        table.add_row(Text(str(kind)), *(Text(str(row[s])) for s in statuses))
+        table.add_row(status_text(status), *(Text(str(row[status])) for row in rows.values()))
     age = data["oldest_unsent_age_seconds"]
     lines = [
         f"Due now: {data['due']}",

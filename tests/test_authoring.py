@@ -227,6 +227,14 @@ def test_init_refuses_to_overwrite_and_knows_locales(home):
     ok(cli("catalog", "init", "--language", "pl", "--force"))
     unknown = cli("catalog", "init", "--language", "xx")
     assert (unknown.exit_code, unknown.stderr) == (1, "Error: --language: unknown locale 'xx'\n")
+    # A language that is not configured: the catalog is made, and the user told what to add.
+    de = ok(cli("catalog", "init", "--language", "de"),
+            "locales/de/LC_MESSAGES/messages.po: created\n")  # fmt: skip
+    assert de.stderr == (
+        'de is not in languages: add it there in devmsg.toml (languages = ["en", "nb", "pl", '
+        '"de"]); until then send renders de receivers in en\n'
+    )
+    assert ok(cli("catalog", "init", "--language", "pl", "--force")).stderr == ""
 
 
 def test_stats_categories_are_exclusive(home):

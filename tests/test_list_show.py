@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
-from conftest import Cli, mask, mask_times, sql
+from conftest import Cli, mask, mask_times, sql, write_project
 
 SEND = ("send", "--subject", "Your results", "--text", "t")
 
@@ -205,3 +206,27 @@ def test_looking_makes_no_store(home, monkeypatch):
                 1, f"Error: no store at {shown}: devmsg send creates it, or give --config\n"
             ), args  # fmt: skip
         assert sorted(p.name for p in home.rglob("*.sqlite3*")) == []
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("columns", [80, 60])
+def test_tables_never_cut_an_address_or_a_header(home, smtp, monkeypatch, columns):
+    """At 80 and 60 columns (and in a pipe, which is 80): every address and header shown
+    is whole; columns that do not fit whole are left out, `show` has them."""
+    cli = Cli(write_project(home, smtp.port))
+    cli("send", "--type", "deadline_moved", "--subject", "Your deadline moved to next week",
+        "--text", "t", "--to", "Sam Long-Name <sam.longname@example.com>",
+        "--to", "kari@example.no")  # fmt: skip
+    monkeypatch.setenv("COLUMNS", str(columns))
+    listed = cli("list").stdout
+    assert max(len(line) for line in listed.splitlines()) <= columns
+    for whole in ("sam.longname@example.com", "kari@example.no", "deadline_moved", "Status",
+                  "Receiver", "Type", "ID"):  # fmt: skip
+        assert re.search(rf"(^|\s){re.escape(whole)}(\s|$)", listed, re.M), (whole, listed)
+    stats = cli("stats").stdout
+    assert max(len(line) for line in stats.splitlines()) <= columns
+    for status in ("not_sent", "failed", "error", "sent", "held", "cancelled", "expired",
+                   "suppressed", "sending"):  # fmt: skip
+        assert re.search(rf"^ {status} +\d+ $", stats, re.M), (status, stats)
+    by_type = cli("stats", "--by", "type").stdout
+    assert re.search(r"^ Status +deadline_moved $", by_type, re.M), by_type

@@ -78,6 +78,15 @@ def catalog_init(
     cfg = _config(ctx)
     path = catalogs.init(cfg, language, force)
     _echo(f"{catalogs.shown(path, cfg)}: created")
+    new = path.parent.parent.name  # the locale as Babel spells it
+    if new not in cfg.languages:
+        import json
+
+        where = cfg.path.name if cfg.path else "devmsg.toml"
+        wanted = json.dumps([*cfg.languages, new])
+        _echo(f"{new} is not in languages: add it there in {where} (languages = {wanted}); "
+              f"until then send renders {new} receivers in {cfg.default_language}",
+              err=True)  # fmt: skip
 
 
 @catalog_app.command("update")

@@ -72,10 +72,11 @@ def list_(
         return
     from devmsg.views import receivers_table
 
-    table = receivers_table(rows, outbox.config.tzinfo)
+    console = _console()
+    table = receivers_table(rows, outbox.config.tzinfo, console.width)
     if limit and len(rows) == limit:
         table.caption = f"The {limit} newest shown; --limit 0 shows all."
-    _console().print(table)
+    console.print(table)
 
 
 @app.command()
