@@ -256,7 +256,9 @@ def is_translated(message: Message) -> bool:
     return bool(message.string)
 
 
-def catalog_stats(language: str, catalog: Catalog) -> dict:
+def catalog_stats(language: str, catalog: Catalog, source: bool = False) -> dict:
+    """Counts of one catalog. The `source` language's (the default language, whose msgids
+    are the text) needs no msgstr: it counts as wholly translated, and says so."""
     total = translated = fuzzy = 0
     for message in catalog:
         if not message.id:
@@ -269,7 +271,7 @@ def catalog_stats(language: str, catalog: Catalog) -> dict:
     percent = round(100 * translated / total, 1) if total else 100.0
     return {"language": language, "total": total, "translated": translated, "fuzzy": fuzzy,
             "untranslated": total - translated - fuzzy, "obsolete": len(catalog.obsolete),
-            "percent_translated": percent}  # fmt: skip
+            "percent_translated": 100.0 if source else percent, "source": source}  # fmt: skip
 
 
 def stats(cfg: Config, languages: list[str] | None = None) -> list[dict]:
@@ -279,5 +281,6 @@ def stats(cfg: Config, languages: list[str] | None = None) -> list[dict]:
     for language in catalog_languages(cfg, languages):
         path = catalog_path(cfg.locales, language)
         if path.is_file():
-            rows.append(catalog_stats(language, read_catalog(path, cfg, locale=language)))
+            catalog = read_catalog(path, cfg, locale=language)
+            rows.append(catalog_stats(language, catalog, language == cfg.default_language))
     return rows

@@ -121,7 +121,9 @@ def check(
             found, catalog = _catalog(cfg, language, path, extracted)
             findings += found
             if catalog is not None:
-                stats.append(catalogs.catalog_stats(language, catalog))
+                stats.append(
+                    catalogs.catalog_stats(language, catalog, language == cfg.default_language)
+                )
     return Report(findings, stats)
 
 

@@ -42,8 +42,10 @@ CONTEXT = {
 }
 
 
-def prepare(folder: Path) -> None:
-    """Make `folder` (or refresh one an earlier demo made); refuse anything else."""
+def prepare(folder: Path) -> bool:
+    """Make `folder` (or refresh one an earlier demo made); refuse anything else. Whether
+    it replaced an earlier demo's store."""
+    replaced = False
     if folder.exists():
         if not (folder / MARKER).is_file():
             raise DevmsgError(
@@ -52,6 +54,7 @@ def prepare(folder: Path) -> None:
             )
         for old in folder.glob("devmsg.sqlite3*"):
             old.unlink()
+            replaced = True
     else:
         try:
             folder.mkdir(parents=True)
@@ -60,6 +63,7 @@ def prepare(folder: Path) -> None:
     (folder / MARKER).write_text("Made by devmsg demo; it may overwrite this folder.\n")
     for part in ("templates", "locales"):
         shutil.copytree(DATA / part, folder / part, dirs_exist_ok=True)
+    return replaced
 
 
 def run_demo(folder: Path, emit: Callable) -> None:
@@ -73,11 +77,14 @@ def run_demo(folder: Path, emit: Callable) -> None:
     from devmsg.views import receiver_detail, receivers_table
 
     folder = Path(folder)
-    prepare(folder)
+    replaced = prepare(folder)
+    shown = 1
     with CapturingServer() as server:
         config_path = folder / "devmsg.toml"
         config_path.write_text(CONFIG.format(port=server.port))
         emit(Rule(f"devmsg demo in {folder}/"))
+        if replaced:
+            emit(f"It replaced the store an earlier devmsg demo left in {folder}/.")
         emit(f"A capturing SMTP server listens on 127.0.0.1:{server.port}.")
         # Greylisting: the first attempt to Kari is answered "451 try again later".
         server.refuse("kari@example.no", "451 4.7.1 Greylisted, please try again later", times=1)
@@ -112,6 +119,8 @@ def run_demo(folder: Path, emit: Callable) -> None:
                 f"sent {retry.sent}, failed {retry.failed}.\n"
             )
             emit(receivers_table(outbox.list(limit=0), tz))
+            # The receiver that failed once and was resent: the one worth a look (README too).
+            shown = failed[0]["id"] if failed else report.receiver_ids[0]
             if failed:
                 emit(Rule(f"devmsg show {failed[0]['id']}"))
                 emit(receiver_detail(outbox.show(failed[0]["id"]), tz))
@@ -120,6 +129,6 @@ def run_demo(folder: Path, emit: Callable) -> None:
     emit(
         "Explore the store it left:\n"
         f"  devmsg --config {config_path} list\n"
-        f"  devmsg --config {config_path} show 1\n"
+        f"  devmsg --config {config_path} show {shown}\n"
         f"  devmsg --config {config_path} list --json --status sent"
     )

@@ -262,7 +262,7 @@ def catalog_stats_table(rows: list[dict]) -> Table:
     for row in rows:
         table.add_row(Text(row["language"]), *(Text(str(row[key])) for key in (
             "total", "translated", "fuzzy", "untranslated", "obsolete")),
-            Text(f"{row['percent_translated']:g}"))  # fmt: skip
+            Text("source" if row.get("source") else f"{row['percent_translated']:g}"))  # fmt: skip
     return table
 
 

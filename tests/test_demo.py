@@ -45,3 +45,41 @@ def test_demo_refuses_a_folder_it_did_not_make(home):
         "remove it or choose another --folder\n"
     )
     assert sorted(p.name for p in (home / "devmsg-demo").iterdir()) == ["precious.txt"]
+
+
+def test_every_command_the_readme_and_help_show_works_against_the_demo(home, smtp):
+    """check --strict, preview with no --context, catalog stats with the source language,
+    the README's `show N`, and the send examples of the README and of `send --help`."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    cli = Cli(None)
+    first = cli("demo")
+    assert "replaced" not in first.stdout
+    again = cli("demo")
+    assert "It replaced the store an earlier devmsg demo left in devmsg-demo/." in again.stdout
+    config = home / "devmsg-demo" / "devmsg.toml"
+    demo = Cli(config)
+    assert demo("check", "--strict").exit_code == 0
+    preview = demo("preview", "feedback")
+    assert preview.exit_code == 0 and "Feedback on Oblig 1 is ready" in preview.stdout
+    stats = json.loads(demo("catalog", "stats", "--json").stdout)
+    assert [(r["language"], r["source"], r["percent_translated"]) for r in stats] == [
+        ("en", True, 100.0), ("nb", False, 100.0)]  # fmt: skip
+    assert re.search(r"^ en .* source $", demo("catalog", "stats").stdout, re.M)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    suggested = re.search(r"devmsg --config devmsg-demo/devmsg.toml (show \d+)", again.stdout)[1]
+    assert f"devmsg --config devmsg-demo/devmsg.toml {suggested}\n" in readme
+    assert demo(*suggested.split()).exit_code == 0
+    # The send examples, against the demo's template, to a server that is there.
+    config.write_text(re.sub(r"port = \d+", f"port = {smtp.port}", config.read_text()))
+    help_text = " ".join(demo("send", "--help").stdout.split())
+    example = re.search(r"Example: (devmsg send .*?--language nb)", help_text)[1]
+    section = readme[readme.index("### devmsg send") :]
+    block = section[section.index("```sh") + 5 : section.index("```", section.index("```sh") + 5)]
+    first_send = block.strip().split("\ndevmsg ")[0].replace("\\\n", " ")
+    for command in (example, first_send):
+        args = shlex.split(command.replace("│", ""))[1:]
+        result = demo(*args)
+        assert result.exit_code == 0, (command, result.output)
