@@ -259,7 +259,7 @@ def test_stats_categories_are_exclusive(home):
     data = json.loads(ok(cli("catalog", "stats", "--json")).stdout)
 
     assert data == [{"language": "nb", "total": 7, "translated": 2, "fuzzy": 1,
-                     "untranslated": 4, "obsolete": 1, "percent_translated": 28.6}]  # fmt: skip
+                     "untranslated": 4, "obsolete": 1, "percent_translated": 28.6, "source": False}]  # fmt: skip
     table = ok(cli("catalog", "stats")).stdout.splitlines()
     assert table[1].split() == ["Language", "Total", "Translated", "Fuzzy", "Untranslated",
                                 "Obsolete", "%"]  # fmt: skip
@@ -351,7 +351,7 @@ def test_check_reports_each_finding_then_the_stats(home):
     }  # fmt: skip
     assert data["stats"] == [{"language": "nb", "total": 6, "translated": 3, "fuzzy": 1,
                               "untranslated": 2, "obsolete": 0,
-                              "percent_translated": 50.0}]  # fmt: skip
+                              "percent_translated": 50.0, "source": False}]  # fmt: skip
     only = cli("check", "--template", "nocontext", "--language", "en")
     assert (only.exit_code, only.stdout.splitlines()[0]) == (0, (
         "templates/nocontext: warning: no context.json, so its variables cannot be checked "
