@@ -10,6 +10,7 @@ from peewee import DateTimeField, SqliteDatabase
 from devmsg.errors import InputError
 from devmsg.models import MODELS
 from devmsg.store import insert_sql
+from devmsg.words import plural
 
 BATCH = 1000
 Progress = Callable[[int, int], None]
@@ -51,7 +52,7 @@ def copy_store(
     tables = [model._meta.table_name for model in MODELS]
     existing = {table: _count(target, table) for table in tables}
     if any(existing.values()) and not replace:
-        rows = ", ".join(f"{n} {table}" for table, n in existing.items() if n)
+        rows = ", ".join(plural(n, table.replace("_", " ")) for table, n in existing.items() if n)
         raise InputError(
             f"{target_name}: the target store is not empty ({rows}); --replace empties it first"
         )

@@ -152,8 +152,8 @@ def test_store_copy_sqlite_to_postgresql_and_back(home, smtp):
     result = lite("store", "copy", "--to", pg_url)
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: {pg_url}: the target store is not empty (2 message, 4 receiver, 4 content, "
-        "3 failure, 1 suppression); "
+        f"Error: {pg_url}: the target store is not empty (2 messages, 4 receivers, "
+        "4 contents, 3 failures, 1 suppression); "
         "--replace empties it first\n"
     )
     # the PostgreSQL store goes on from the copied ids
