@@ -77,3 +77,11 @@ def test_cancel_during_a_running_send(home, smtp):
     assert len(cancelled) + len(report["in_flight"]) + 50 == 300
     assert len(smtp.messages) == 52  # nothing cancelled was delivered
     assert sql("select count(*) from receiver where claimed_by is not null") == [(0,)]
+
+
+def test_a_control_with_nothing_chosen_is_a_one_line_usage_error(cli):
+    for action in ("hold", "release", "cancel"):
+        result = cli(action)
+        assert (result.exit_code, result.stderr) == (
+            2, "Error: choose receivers: give IDs, --message, --type, --to, --status or --all\n"
+        ), action  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from devmsg.cli.base import _echo, _outbox, _print_json, app, receiver_id
-from devmsg.errors import DevmsgError
+from devmsg.errors import DevmsgError, UsageError
 
 HELP = {
     "hold": (
@@ -58,9 +58,8 @@ def _command(action: str):
 
         selection = Selection(list(ids or []), message, type, to, list(status or []), all_)
         if selection.empty():
-            raise typer.BadParameter(
-                "choose receivers: give IDS, --message, --type, --to, --status or --all",
-                param_hint="selection",
+            raise UsageError(
+                "choose receivers: give IDs, --message, --type, --to, --status or --all"
             )
         report = _outbox(ctx).control(action, selection, reason, dry_run)
         if json_output:
