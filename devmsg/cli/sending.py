@@ -114,6 +114,11 @@ def send(
         raise UsageError("no receivers: give --to or --receivers")
     if to and receivers:
         raise UsageError("give receivers with --to or with --receivers, not both")
+    readers = [name for name, value in (("--context", context), ("--metadata", metadata),
+                                        ("--receivers", receivers))
+               if value in ("@-", "-") and (value == "-") == (name == "--receivers")]  # fmt: skip
+    if len(readers) > 1:
+        raise UsageError(f"{' and '.join(readers)} cannot both read stdin")
     context_value = parse_json_object(context, "--context")
     metadata_value = parse_json_object(metadata, "--metadata")
     if to:
