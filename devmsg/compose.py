@@ -26,10 +26,8 @@ def _recipient(value, index: int) -> Recipient:
             f"{where}: expected an address (str) or Recipient, got {type(value).__name__}",
             param="recipients",
         )
-    for field in ("address", "name", "language"):
-        if not isinstance(getattr(value, field), str | None) or (
-            field == "address" and not isinstance(value.address, str)
-        ):
+    for field, kinds in (("address", str), ("name", str | None), ("language", str | None)):
+        if not isinstance(getattr(value, field), kinds):
             kind = type(getattr(value, field)).__name__
             raise InputError(f"{where}.{field} must be text, not {kind}", param="recipients")
     return value
@@ -41,8 +39,8 @@ def check_receivers(
     """Check every receiver before anything is stored; keep only what is needed, compact:
     [(address, name, language)], how many duplicates were merged, and the languages asked
     for that are not configured (-> how many receivers, rendered in the default language).
-    One mail per mailbox: the same local part, and the domain in any case; the first occurrence wins
-    (its name and language)."""
+    One mail per mailbox: the same local part, and the domain in any case; the first
+    occurrence wins (its name and language)."""
     from devmsg import i18n
     from devmsg.addresses import check_address
     from devmsg.render import one_line
@@ -65,9 +63,11 @@ def check_receivers(
             continue
         seen.add(key)
         asked = (recipient.language or language or "").strip()
-        lang = i18n.negotiate(asked, cfg.languages, "") or cfg.default_language
-        if asked and not i18n.negotiate(asked, cfg.languages, ""):
-            fallbacks[asked] = fallbacks.get(asked, 0) + 1  # rendered in the default language
+        lang = i18n.negotiate(asked, cfg.languages, "")  # "": no configured language fits
+        if not lang:
+            lang = cfg.default_language
+            if asked:
+                fallbacks[asked] = fallbacks.get(asked, 0) + 1
         checked.append((address, one_line(recipient.name or ""), sys.intern(lang)))
     if not checked:
         raise UsageError("recipients is empty", cli="no receivers: give --to or --receivers")

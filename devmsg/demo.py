@@ -78,7 +78,6 @@ def run_demo(folder: Path, emit: Callable) -> None:
 
     folder = Path(folder)
     replaced = prepare(folder)
-    shown = 1
     with CapturingServer() as server:
         config_path = folder / "devmsg.toml"
         config_path.write_text(CONFIG.format(port=server.port))

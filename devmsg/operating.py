@@ -50,8 +50,6 @@ class Operating:
     def pause(self, for_: dt.timedelta | None = None, reason: str | None = None) -> dict:
         """Pause all sending, for every process and host on this store (until `resume`, or
         for `for_`)."""
-        import socket
-
         check_type("for_", for_, dt.timedelta, optional=True)
         check_type("reason", reason, str, optional=True)
         return store.pause(f"{current_user()}@{socket.gethostname()}", for_, reason)

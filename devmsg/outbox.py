@@ -39,14 +39,15 @@ class SendReport(DeliveryReport):
     receiver_ids: list[int] = field(default_factory=list)
     queued: bool = False
     duplicates: int = 0  # receivers merged: the same mailbox given twice or more
-    fallbacks: dict[str, str] = field(default_factory=dict)  # asked -> rendered in
-    fallback_counts: dict[str, int] = field(default_factory=dict)  # asked -> receivers
+    # a language asked for that is not configured -> (the one used, how many receivers)
+    fallbacks: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        fallbacks = {asked: used for asked, (used, _) in self.fallbacks.items()}
         return {"message_id": self.message_id, "receivers": self.receiver_ids,
                 "queued": self.queued, **super().as_dict(),
                 "paused": self.pause is not None, "duplicates": self.duplicates,
-                "fallbacks": self.fallbacks}  # fmt: skip
+                "fallbacks": fallbacks}  # fmt: skip
 
 
 @dataclass
@@ -178,8 +179,8 @@ class Outbox(Operating):
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
         report = SendReport(queued=queue, pause=pause, duplicates=duplicates,
-                            fallbacks={asked: cfg.default_language for asked in fallbacks},
-                            fallback_counts=fallbacks)  # fmt: skip
+                            fallbacks={asked: (cfg.default_language, count)
+                                       for asked, count in fallbacks.items()})  # fmt: skip
         skipped = {i for i, (address, _, _) in enumerate(checked)
                    if mailbox_key(address.address) in listed}  # fmt: skip
         report.suppressed = len(skipped)

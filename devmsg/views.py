@@ -46,6 +46,7 @@ _LIST_COLUMNS = (  # header, priority, options
     ("ID", 0, {"justify": "right", "no_wrap": True}),
     ("Created", 6, {"no_wrap": True}),
     ("Subject", 3, {"min_width": 8, "ratio": 3}),
+    # As wide as its longest address; a longer display name is cut (`show` has it whole).
     ("Receiver", 1, {"no_wrap": True}),
     ("Sent", 5, {"justify": "right", "no_wrap": True}),
     ("Failed", 4, {"justify": "right", "no_wrap": True}),
@@ -82,7 +83,7 @@ def receivers_table(rows: list[dict], tz: ZoneInfo, width: int | None = None) ->
             return 8 + 2
         longest = max((line.cell_len for cell in cells[header] for line in cell.split()),
                       default=0)  # fmt: skip
-        if header == "Receiver":  # the name may wrap; the address may not
+        if header == "Receiver":  # the address is never cut; the name may be
             longest = max((len(row["to"]) for row in rows), default=0)
         return max(len(header), longest) + 2
 
@@ -96,7 +97,7 @@ def receivers_table(rows: list[dict], tz: ZoneInfo, width: int | None = None) ->
                 used += needed(header)
     shown = [(header, options) for header, _, options in _LIST_COLUMNS if header in kept]
     for header, options in shown:
-        extra = {"min_width": needed(header) - 2} if header not in ("Subject",) else {}
+        extra = {"min_width": needed(header) - 2} if header != "Subject" else {}
         table.add_column(header, **{**options, **extra})
     for index in range(len(rows)):
         table.add_row(*(cells[header][index] for header, _ in shown))

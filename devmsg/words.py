@@ -3,9 +3,9 @@ A leaf."""
 
 from __future__ import annotations
 
-_PLURALS = {"address": "addresses", "entry": "entries", "is": "are", "was": "were"}
+_PLURALS = {"address": "addresses"}  # the nouns whose plural is not noun + "s"
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """`1 receiver`, `0 receivers`, `2 addresses`; `many` for an irregular plural."""
-    return f"{count} {noun if count == 1 else many or _PLURALS.get(noun, noun + 's')}"
+def plural(count: int, noun: str) -> str:
+    """`1 receiver`, `0 receivers`, `2 addresses`."""
+    return f"{count} {noun if count == 1 else _PLURALS.get(noun, noun + 's')}"

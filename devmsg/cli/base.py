@@ -121,13 +121,13 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _outbox(ctx: typer.Context, looking: bool = False):
-    """The open Outbox. A command that only looks (`looking`) makes no store: on a SQLite
-    file that is not there it says so instead."""
+def _outbox(ctx: typer.Context, looking: bool = False, config=None):
+    """The open Outbox (of `config`, else the one --config names). A command that only
+    looks (`looking`) makes no store: on a SQLite file that is not there it says so."""
     from devmsg.config import load_config
     from devmsg.outbox import Outbox
 
-    config = load_config(ctx.obj["config"])
+    config = config or load_config(ctx.obj["config"])
     if looking and config.database_url is None and not Path(config.database).exists():
         from devmsg.errors import StoreError
 

@@ -24,13 +24,11 @@ def limits(
     from devmsg.config import load_config
     from devmsg.views import limits_table
 
-    if not load_config(ctx.obj["config"]).rate_limits:  # nothing to look up in a store
-        _show([], json_output, "No rate limits configured ([rate_limits] in devmsg.toml).", None)
-        return
-    outbox = _outbox(ctx, looking=True)
-    tz = outbox.config.tzinfo
-    _show(outbox.limits(), json_output, "No rate limits configured ([rate_limits] in devmsg.toml).",
-          lambda rows: limits_table(rows, tz))  # fmt: skip
+    config = load_config(ctx.obj["config"])
+    # With no limits configured there is nothing to look up: no store is needed.
+    rows = _outbox(ctx, looking=True, config=config).limits() if config.rate_limits else []
+    _show(rows, json_output, "No rate limits configured ([rate_limits] in devmsg.toml).",
+          lambda rows: limits_table(rows, config.tzinfo))  # fmt: skip
 
 
 def _show(rows: list[dict], json_output: bool, empty: str, table) -> None:

@@ -114,9 +114,9 @@ def send(
         raise UsageError("no receivers: give --to or --receivers")
     if to and receivers:
         raise UsageError("give receivers with --to or with --receivers, not both")
-    readers = [name for name, value in (("--context", context), ("--metadata", metadata),
-                                        ("--receivers", receivers))
-               if value in ("@-", "-") and (value == "-") == (name == "--receivers")]  # fmt: skip
+    readers = [name for name, value, stdin in (("--context", context, "@-"),
+               ("--metadata", metadata, "@-"), ("--receivers", receivers, "-"))
+               if value == stdin]  # fmt: skip
     if len(readers) > 1:
         raise UsageError(f"{' and '.join(readers)} cannot both read stdin")
     context_value = parse_json_object(context, "--context")
@@ -150,9 +150,8 @@ def send(
         ),
     )
     if not json_output:
-        for asked, count in sorted(report.fallback_counts.items()):
-            _echo(f"{plural(count, 'receiver')} asked for {asked}: sent in "
-                  f"{report.fallbacks[asked]}")  # fmt: skip
+        for asked, (used, count) in sorted(report.fallbacks.items()):
+            _echo(f"{plural(count, 'receiver')} asked for {asked}: sent in {used}")
     if report.duplicates and not json_output:
         merged = plural(report.duplicates, "duplicate receiver")
         _echo(f"{merged} merged: one mail per mailbox", err=True)
