@@ -32,6 +32,7 @@ class SmtpConfig:
     username: str = ""
     timeout: float = 30.0
     connections: int = 4
+    idle_timeout: float = 30.0  # seconds `devmsg worker` keeps an unused connection open
 
     @property
     def password(self) -> str:
@@ -109,6 +110,7 @@ _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "username": ((str,), "a string"),
     "timeout": ((int, float), "a number"),
     "connections": ((int,), "an integer"),
+    "idle_timeout": ((str,), 'a duration such as "30s"'),
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -281,6 +283,11 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     if not 1 <= connections <= 64:
         raise ConfigError(f"{where}: key 'smtp.connections' must be between 1 and 64")
 
+    try:
+        idle_timeout = parse_duration(smtp_data.get("idle_timeout", "30s")).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(f"{where}: key 'smtp.idle_timeout': {exc}") from None
+
     def resolve(key: str, default: Path) -> Path:
         return base / Path(data.get(key, str(default)))
 
@@ -315,6 +322,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
             username=smtp_data.get("username", smtp_defaults.username),
             timeout=timeout,
             connections=connections,
+            idle_timeout=idle_timeout,
         ),
     )
 

@@ -17,16 +17,19 @@ every claim is released, and the run raises `Interrupted`.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from devmsg import store
 from devmsg.config import Config
-from devmsg.errors import Interrupted
+from devmsg.errors import Interrupted, StoreError
+from devmsg.pool import ConnectionPool
+from devmsg.recorder import Progress, Recorder
+from devmsg.report import DeliveryReport
 from devmsg.stopping import (  # noqa: F401  (the stop is part of this module's interface)
     _STOP,
     STOP_GRACE,
@@ -38,10 +41,12 @@ from devmsg.stopping import (  # noqa: F401  (the stop is part of this module's 
 from devmsg.store import Outgoing, Policy
 from devmsg.words import plural
 
-Progress = Callable[[int, int], None]  # (done, total)
+__all__ = ["Batch", "DeliveryReport", "Progress", "Run", "new_owner", "policy_of"]
 
 DUE_BATCH = 25  # resend-failed claims this many at a time, so concurrent runs share the work
 ID_BATCH = 50
+
+NextBatch = Callable[[object], list[int]]  # (this worker's transport) -> receiver ids
 
 
 def new_owner() -> str:
@@ -54,54 +59,17 @@ def policy_of(config: Config) -> Policy:
     )
 
 
-@dataclass
-class DeliveryReport:
-    """What a run did: receivers attempted, and how each attempt ended."""
+class Batch(enum.Enum):
+    """How a worker's batch ended."""
 
-    attempted: int = 0
-    sent: int = 0
-    failed: int = 0
-    error: int = 0
-    deferred: int = 0  # not attempted: a rate limit lets them through later
-    suppressed: int = 0  # not attempted: the address is on the suppression list
-    pause: dict | None = field(default=None, compare=False)  # the pause that stopped it
-    # why attempts failed: status (failed, error) -> the failure's text -> how many
-    reasons: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count(self, status: str, reason: str | None = None) -> int:
-        """One attempt's outcome (and, for a failure, why); how many receivers the run is
-        done with."""
-        with self._lock:
-            self.attempted += 1
-            setattr(self, status, getattr(self, status) + 1)
-            if reason is not None and status in ("failed", "error"):
-                texts = self.reasons.setdefault(status, {})
-                texts[reason] = texts.get(reason, 0) + 1
-            return self.attempted + self.deferred + self.suppressed
-
-    def skipped(self, reason: str, count: int) -> int:
-        """Receivers not attempted (`deferred` or `suppressed`); how many are done."""
-        with self._lock:
-            setattr(self, reason, getattr(self, reason) + count)
-            return self.attempted + self.deferred + self.suppressed
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0 and self.error == 0
-
-    def as_dict(self) -> dict:
-        reasons: dict[str, int] = {}
-        for texts in self.reasons.values():
-            for text, count in texts.items():
-                reasons[text] = reasons.get(text, 0) + count
-        return {"attempted": self.attempted, "sent": self.sent, "failed": self.failed,
-                "error": self.error, "deferred": self.deferred,
-                "suppressed": self.suppressed, "reasons": reasons}  # fmt: skip
+    DONE = "done"  # each receiver dealt with, or left for the run to release (a stop)
+    HANDED_BACK = "handed back"  # this connection was refused; the run's others took it
 
 
 class Run:
-    """One delivery run over receivers this run claims (or has claimed)."""
+    """One delivery run over receivers this run claims (or has claimed). Its parts: the
+    source of batches (`deliver_ids`, `deliver_due`, or `serve` for `devmsg worker`), the
+    connection pool, the rate limiter's pacing, and the recorder of outcomes."""
 
     def __init__(
         self,
@@ -110,6 +78,8 @@ class Run:
         progress: Progress | None = None,
         recheck: bool = True,
         honour_pause: bool = True,
+        pool: ConnectionPool | None = None,
+        defer: bool = True,
     ):
         self.config = config
         self.honour_pause = honour_pause  # False: a resend --force
@@ -118,31 +88,42 @@ class Run:
         self.recheck = recheck
         self.owner = new_owner()
         self.policy = policy_of(config)
-        self.progress = progress
         self.started = dt.datetime.now(dt.UTC)
         self.report = report
-        self.total = 0
+        self.recorder = Recorder(config, self.policy, report, progress, recheck)
+        self.pool = pool or ConnectionPool(config.smtp)
         self._source_lock = threading.Lock()
         self._renew_lock = threading.Lock()
         self._last_renew = time.monotonic()
         self._stop = threading.Event()
-        self._pool_lock = threading.Condition()
-        self._connecting = 0  # workers opening a connection right now
-        self._down = None  # the failure that showed no connection can be had
-        self._live: set = set()  # transports of this run with a working connection
-        self._returned: list[list[int]] = []  # batches handed back by refused connections
+        self.persistent = False  # devmsg worker: a refused connection's worker tries later
         self.check_suppressed = False  # resend-failed: a listed address is not tried
+        self.on_heartbeat: Callable[[], None] | None = None  # also at each lease renewal
+        self.heartbeat_error: Exception | None = None
         self.limiter = None
         if config.rate_limits:
             from devmsg.limits import Limiter
 
             hold = config.claim_lease.total_seconds()
-            self.limiter = Limiter(config.rate_limits, self.owner, hold)
+            # A worker is still running when a permit frees: it paces, never defers.
+            self.limiter = Limiter(config.rate_limits, self.owner, hold, defer=defer)
+
+    @property
+    def total(self) -> int:
+        return self.recorder.total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self.recorder.total = value
 
     def lease_until(self) -> dt.datetime:
         return store.lease_now() + self.config.claim_lease
 
-    def _stopping(self) -> bool:
+    def stop(self) -> None:
+        """Stop this run only (not the process): no worker takes another receiver."""
+        self._stop.set()
+
+    def stopping(self) -> bool:
         return self._stop.is_set() or _STOP.event.is_set()
 
     def _paused(self) -> bool:
@@ -162,7 +143,7 @@ class Run:
         size = _batch_size(len(ids), workers, ID_BATCH)
         batches = iter([ids[i : i + size] for i in range(0, len(ids), size)])
 
-        def next_batch() -> list[int]:
+        def next_batch(_transport) -> list[int]:
             if self._paused():
                 return []
             with self._source_lock:
@@ -182,23 +163,33 @@ class Run:
 
         size = _batch_size(self.total, self.config.smtp.connections, DUE_BATCH)
 
-        def next_batch() -> list[int]:
+        def next_batch(_transport) -> list[int]:
             if self._paused():
                 return []
             return store.claim_due(self.owner, self.lease_until(), self.started, self.policy, size)
 
         return self._run(next_batch, workers=self.config.smtp.connections)
 
+    def serve(self, next_batch: NextBatch, main: Callable[[], None]) -> DeliveryReport:
+        """devmsg worker: a worker per connection takes batches from `next_batch` (which
+        waits for work, and gives [] only when the run stops) while `main` runs in this
+        thread, until it returns."""
+        self.check_suppressed = True
+        self.persistent = True
+        return self._run(next_batch, self.config.smtp.connections, main)
+
     # -- workers ---------------------------------------------------------------------------
 
-    def _run(self, next_batch: Callable[[], list[int]], workers: int) -> DeliveryReport:
+    def _run(
+        self, next_batch: NextBatch, workers: int, main: Callable[[], None] | None = None
+    ) -> DeliveryReport:
         if workers <= 0:
             return self.report
         done = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(done,), daemon=True)
         heartbeat.start()
         try:
-            if workers == 1:
+            if workers == 1 and main is None:
                 self._worker(next_batch)
             else:
                 errors: list[BaseException] = []
@@ -209,6 +200,9 @@ class Run:
                 for thread in threads:
                     thread.start()
                 try:
+                    if main is not None:
+                        main()
+                        self._stop.set()
                     for thread in threads:
                         while thread.is_alive():
                             thread.join(0.2)
@@ -223,6 +217,11 @@ class Run:
             done.set()
             heartbeat.join()
             store.release_claims(self.owner)
+        if self.heartbeat_error is not None:
+            text = " ".join(str(self.heartbeat_error).split()) or type(self.heartbeat_error)
+            raise StoreError(
+                f"renewing this run's claims failed, so it stopped taking receivers: {text}"
+            )
         if _STOP.event.is_set():
             report = self.report
             left = max(self.total - report.attempted - report.deferred - report.suppressed, 0)
@@ -238,19 +237,22 @@ class Run:
         """Renew this run's leases every third of a lease while it lives, even while every
         worker waits on a slow server: a lease then means "the owner is alive", and only a
         dead owner's claims ever run out. If the store cannot be reached, the run stops
-        taking receivers (its leases would run out under it)."""
+        taking receivers (its leases would run out under it), and says why."""
         interval = self.config.claim_lease.total_seconds() / 3
         try:
             while not done.wait(interval):
                 store.renew(self.owner, self.lease_until())
                 if self.limiter is not None:
                     self.limiter.renew()
-        except Exception:
+                if self.on_heartbeat is not None:
+                    self.on_heartbeat()
+        except Exception as exc:
+            self.heartbeat_error = exc
             self._stop.set()
         finally:
             store.database.close()  # this thread's own connection
 
-    def _thread(self, next_batch, errors: list[BaseException]) -> None:
+    def _thread(self, next_batch: NextBatch, errors: list[BaseException]) -> None:
         try:
             self._worker(next_batch)
         except BaseException as exc:  # re-raised in the main thread
@@ -259,115 +261,55 @@ class Run:
         finally:
             store.database.close()  # this thread's own connection
 
-    def _worker(self, next_batch: Callable[[], list[int]]) -> None:
-        from devmsg.transport import SmtpTransport
-
-        with SmtpTransport(self.config.smtp) as transport:
-            _STOP.track(transport, True)
-            try:
-                while not self._stopping():
-                    batch = self._next(next_batch)
-                    if not batch:
-                        return
-                    if not self._deliver_batch(transport, store.outgoing(batch)):
-                        return  # the server refused this connection; the others go on
-            finally:
-                _STOP.track(transport, False)
-                self._disconnected(transport)
-
-    # -- connections that adapt ------------------------------------------------------------
-    # A server may refuse connections beyond what it allows (421 at the greeting, a refused
-    # connect). While another connection of this run works, such a refusal fails nothing:
-    # the worker hands its batch back and ends, and the run goes on with the connections it
-    # has (Postfix's concurrency feedback). Only when no connection can be had are the
-    # batch's receivers failed. The hand-back and a worker's last look for work happen under
-    # one lock, so no batch handed back is ever left behind.
-
-    def _next(self, next_batch: Callable[[], list[int]]) -> list[int]:
-        with self._pool_lock:
-            if self._returned:
-                return self._returned.pop()
-        batch = next_batch()
-        if batch:
-            return batch
-        with self._pool_lock:
-            return self._returned.pop() if self._returned else []
-
-    def _unreachable(self, transport):
-        """The failure that showed the server unreachable, while no connection works."""
-        with self._pool_lock:
-            if self._down is not None and not transport.connected and not self._live:
-                return self._down
-        return None
-
-    def _connect(self, transport):
-        """Open this worker's connection if it has none; the DeliveryFailure, or None."""
-        from devmsg.transport import DeliveryFailure
-
-        if transport.connected:
-            return None
-        with self._pool_lock:
-            self._connecting += 1
-        failure = None
+    def _worker(self, next_batch: NextBatch) -> None:
+        transport = self.pool.take()
         try:
-            transport.ensure_connected()
-        except DeliveryFailure as exc:
-            failure = exc
+            while not self.stopping():
+                batch = self._next(next_batch, transport)
+                if not batch:
+                    return
+                if self._deliver_batch(transport, store.outgoing(batch)) is Batch.HANDED_BACK:
+                    if not self.persistent:
+                        return  # the others go on
+                    # devmsg worker: the server allows fewer connections for now; try again
+                    # after a while (the others take the work meanwhile).
+                    self._stop.wait(min(self.config.smtp.idle_timeout, 30.0))
         finally:
-            with self._pool_lock:
-                self._connecting -= 1
-                if failure is None:
-                    self._live.add(transport)
-                self._pool_lock.notify_all()
-        return failure
+            self.pool.give_back(transport)
 
-    def _disconnected(self, transport) -> None:
-        with self._pool_lock:
-            self._live.discard(transport)
-            self._pool_lock.notify_all()
+    def _next(self, next_batch: NextBatch, transport) -> list[int]:
+        return self.pool.returned() or next_batch(transport) or self.pool.returned()
 
-    def _hand_back(self, transport, ids: list[int]) -> bool:
-        """Give the batch to the run's other connections, if one works (waiting for those
-        still connecting to know)."""
-        with self._pool_lock:
-            self._live.discard(transport)
-            while not self._live and self._connecting:
-                self._pool_lock.wait()
-            if not self._live:
-                return False
-            self._returned.append(ids)
-            return True
-
-    def _deliver_batch(self, transport, rows: list[Outgoing]) -> bool:
-        """Deliver a batch over this worker's connection. False: the server refused the
-        connection and the batch went back to the run's other connections."""
-        if self._stopping():
-            return True  # _run releases the batch
+    def _deliver_batch(self, transport, rows: list[Outgoing]) -> Batch:
+        """Deliver a batch over this worker's connection."""
+        if self.stopping():
+            return Batch.DONE  # _run releases the batch
         if not rows:
-            return True  # deleted under this run (a purge, by hand): nothing to deliver
+            return Batch.DONE  # deleted under this run (a purge, by hand): nothing to deliver
         if self.check_suppressed:
             gone = store.suppress_claimed(self.owner, rows, self.config.minute)
             if gone:
                 rows = [row for row in rows if row.id not in gone]
-                self._skipped("suppressed", len(gone))
+                self.recorder.skipped("suppressed", len(gone))
         if not rows:
-            return True
-        failure = self._unreachable(transport) or self._connect(transport)
+            return Batch.DONE
+        pool = self.pool
+        failure = pool.unreachable(transport) or pool.connect(transport)
         if failure is not None:
-            if self._hand_back(transport, [row.id for row in rows]):
-                return False
+            if pool.hand_back(transport, [row.id for row in rows]):
+                return Batch.HANDED_BACK
             # No connection can be had: that failure stands for the rest of the run (each
             # receiver is recorded, none is attempted on a server we cannot reach), not a
             # connection attempt per batch against a server that is down.
-            self._down = failure
+            pool.down = failure
             for row in rows:
-                self._record(row, failure, None)
-            return True
+                self.recorder.failure(row, failure, None)
+            return Batch.DONE
         if self.limiter is None:
             return self._exchange(transport, rows, [])
         return self._paced(transport, rows)
 
-    def _paced(self, transport, rows: list[Outgoing]) -> bool:
+    def _paced(self, transport, rows: list[Outgoing]) -> Batch:
         """Deliver a batch under the rate limits: those the limits let through now go, the
         others wait for a permit (paced) or are deferred (left due when it frees)."""
         limiter, pending = self.limiter, rows
@@ -376,24 +318,24 @@ class Run:
             admission = limiter.admit([self._to(row) for row in pending], holder)
             if admission.defer:
                 store.defer(self.owner, {pending[i].id: t for i, t in admission.defer.items()})
-                self._skipped("deferred", len(admission.defer))
+                self.recorder.skipped("deferred", len(admission.defer))
             going = [pending[i] for i in admission.go]
             pending = [pending[i] for i in admission.wait]
             if going:
                 try:
-                    if not self._exchange(transport, going, pending):
-                        return False
+                    if self._exchange(transport, going, pending) is Batch.HANDED_BACK:
+                        return Batch.HANDED_BACK
                 finally:
                     if admission.permits:
                         limiter.done(holder)
             if pending and not self._sleep(admission.pause):
-                return True  # stopping: _run releases what was not started
-        return True
+                return Batch.DONE  # stopping: _run releases what was not started
+        return Batch.DONE
 
     def _sleep(self, seconds: float) -> bool:
         """Wait for a permit; False if the run is stopping meanwhile."""
         deadline = time.monotonic() + seconds
-        while not self._stopping():
+        while not self.stopping():
             left = deadline - time.monotonic()
             if left <= 0:
                 return True
@@ -403,23 +345,21 @@ class Run:
     def _to(self, row: Outgoing) -> str:
         return self.config.redirect_to or row.envelope or _envelope(row.address)
 
-    def _exchange(self, transport, rows: list[Outgoing], later: list[Outgoing]) -> bool:
-        """Try each receiver over this connection, one commit each. False: a reconnect was
-        refused, and these with `later` went back to the run's other connections."""
-        from devmsg.addresses import mailbox_key
+    def _exchange(self, transport, rows: list[Outgoing], later: list[Outgoing]) -> Batch:
+        """Try each receiver over this connection, one commit each."""
         from devmsg.transport import DeliveryFailure
 
         sender = self.config.sender_address
         listed = {} if self.recheck else store.suppressed(row.address for row in rows)
-        recheck = self.recheck
+        recheck, record = self.recheck, self.recorder
         started = store.start_attempt(rows[0].id, recheck=recheck)
         for index, row in enumerate(rows):
-            if self._stopping():
+            if self.stopping():
                 # Marked as started with the last outcome, but never tried: unmark it, so
                 # that _run releases it with the rest and no "interrupted" is recorded.
                 if started:
                     store.start_attempt(row.id, started=False)
-                return True
+                return Batch.DONE
             start_next = rows[index + 1].id if index + 1 < len(rows) else None
             if not started:  # held or cancelled since it was claimed: not attempted
                 started = store.skip(row.id, start_next, recheck)
@@ -430,51 +370,18 @@ class Run:
             except DeliveryFailure as failure:
                 if failure.connect_failed:  # a reconnect was refused: nothing was tried
                     store.start_attempt(row.id, started=False)
-                    if self._hand_back(transport, [r.id for r in rows[index:] + later]):
-                        return False
+                    if self.pool.hand_back(transport, [r.id for r in rows[index:] + later]):
+                        return Batch.HANDED_BACK
                 if transport.aborted:  # a stop abandoned it: it may have been delivered
                     failure = _abandoned(failure)
-                started = self._record(row, failure, start_next)
+                started = record.failure(row, failure, start_next)
                 if failure.connect_failed:
                     for rest in rows[index + 1 :]:
-                        self._record(rest, failure, None)
-                    return True
+                        record.failure(rest, failure, None)
+                    return Batch.DONE
             else:
-                status, started = store.record_success(row.id, to, start_next, recheck)
-                self._count(status)
-                if listed and mailbox_key(row.address) in listed:
-                    store.unsuppress(row.address)  # a person's resend reached it: not dead
-        return True
-
-    def _record(self, row: Outgoing, failure, start_next: int | None) -> bool:
-        """Record a failure; whether `start_next` was started in the same commit."""
-        status, started = store.record_failure(
-            row.id, row.failed_count, failure.error, failure.traceback, failure.permanent,
-            self.policy, start_next, backoff=not failure.interrupted, recheck=self.recheck,
-        )  # fmt: skip
-        self._count(status, failure.error)
-        cfg = self.config
-        if cfg.suppress and not cfg.redirect_to and status != store.VANISHED:
-            from devmsg.transport import mailbox_is_gone
-
-            if mailbox_is_gone(failure):
-                _stage, code, reply = failure.refusal
-                store.add_suppression(
-                    row.address, failure.error, "devmsg (refused at RCPT)", code, reply, row.id
-                )
-        return started
-
-    def _count(self, status: str, reason: str | None = None) -> None:
-        if status == store.VANISHED:
-            return
-        self._progress(self.report.count(status, reason))
-
-    def _skipped(self, reason: str, count: int) -> None:
-        self._progress(self.report.skipped(reason, count))
-
-    def _progress(self, done: int) -> None:
-        if self.progress is not None:
-            self.progress(done, max(self.total, done))
+                started = record.success(row, to, start_next, listed)
+        return Batch.DONE
 
     def maybe_renew(self) -> None:
         interval = self.config.claim_lease.total_seconds() / 3

@@ -53,8 +53,10 @@ class Limiter:
     """One run's view of the configured limits (thread-safe: each call is one transaction,
     and the per-run state is only ever added to)."""
 
-    def __init__(self, limits: tuple[Limit, ...], owner: str, hold: float):
+    def __init__(self, limits: tuple[Limit, ...], owner: str, hold: float, defer: bool = True):
         self.limits = limits
+        # A longer wait than this defers the receiver; a worker (no `defer`) always waits.
+        self.pace_limit = PACE_LIMIT if defer else float("inf")
         self.owner = owner
         self.hold = hold  # an in-flight permit of a dead run counts this long past its window
         self._by_domain: dict[str, tuple[str, ...]] = {}
@@ -84,7 +86,7 @@ class Limiter:
         for index, address in enumerate(addresses):
             names = self.names_for(address)
             closed = [self._closed[n] for n in names if n in self._closed]
-            if closed and max(c.slots[0] if c.slots else 0 for c in closed) - now > PACE_LIMIT:
+            if closed and max(c.slots[0] if c.slots else 0 for c in closed) - now > self.pace_limit:
                 result.defer[index] = _utc(max(c.next_slot() for c in closed) - self._skew)
                 continue
             if not names:  # under no limit
@@ -105,7 +107,7 @@ class Limiter:
             names = requests[position]
             frees = [grant.frees[n] for n in names if n in grant.frees]
             first = max((f[0] for f in frees if f), default=grant.now)
-            if first - grant.now <= PACE_LIMIT:
+            if first - grant.now <= self.pace_limit:
                 result.wait.append(index)
                 pause = first - grant.now if pause is None else min(pause, first - grant.now)
                 continue

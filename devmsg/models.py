@@ -186,4 +186,23 @@ class Suppression(BaseModel):
         table_name = "suppression"
 
 
-MODELS = (Message, Receiver, Content, Failure, Pause, RateLimit, RatePermit, Suppression)
+class Worker(BaseModel):
+    """A running `devmsg worker`, refreshed with its lease heartbeat (see migration 0010)."""
+
+    id = AutoField()
+    name = CharField(unique=True)
+    host = CharField()
+    pid = IntegerField()
+    type = CharField(null=True)
+    started_at = DateTimeField()
+    last_seen_at = DateTimeField()
+    sent = IntegerField(default=0)
+    failed = IntegerField(default=0)
+
+    class Meta:
+        table_name = "worker"
+
+
+MODELS = (
+    Message, Receiver, Content, Failure, Pause, RateLimit, RatePermit, Suppression, Worker,
+)  # fmt: skip

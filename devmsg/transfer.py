@@ -8,11 +8,13 @@ from collections.abc import Callable
 from peewee import DateTimeField, SqliteDatabase
 
 from devmsg.errors import InputError
-from devmsg.models import MODELS
+from devmsg.models import MODELS, Worker
 from devmsg.store import insert_sql
 from devmsg.words import plural
 
 BATCH = 1000
+# A worker's row describes a process on this store: it is not copied to another.
+COPIED = tuple(model for model in MODELS if model is not Worker)
 Progress = Callable[[int, int], None]
 
 
@@ -49,7 +51,7 @@ def copy_store(
 ) -> dict[str, int]:
     """Copy every message, receiver and failure from `source` to `target` (both open and
     migrated). A non-empty target is refused unless `replace`, which empties it first."""
-    tables = [model._meta.table_name for model in MODELS]
+    tables = [model._meta.table_name for model in COPIED]
     existing = {table: _count(target, table) for table in tables}
     if any(existing.values()) and not replace:
         rows = ", ".join(plural(n, table.replace("_", " ")) for table, n in existing.items() if n)
@@ -61,7 +63,7 @@ def copy_store(
     with target.atomic():
         for table in reversed(tables):
             target.execute_sql(f"DELETE FROM {table}")
-    for model in MODELS:
+    for model in COPIED:
         table, columns = model._meta.table_name, _columns(model)
         converters = _converters(model, target)
         insert = insert_sql(target, table, columns)

@@ -19,7 +19,7 @@ def test_blank_database_is_migrated_to_the_models_schema(tmp_path):
     try:
         assert sorted(db.get_tables()) == [
             "content", "failure", "message", "pause", "rate_limit", "rate_permit", "receiver",
-            "schema_migration", "suppression",
+            "schema_migration", "suppression", "worker",
         ]  # fmt: skip
         for model in MODELS:
             table = model._meta.table_name

@@ -25,6 +25,8 @@ from devmsg.store.claims import (
     count_due,
     defer,
     existing_ids,
+    next_due_at,
+    next_lease_end,
     outgoing,
     recover_expired,
     release_claims,
@@ -64,6 +66,7 @@ from devmsg.store.suppression import (
     suppressed,
     unsuppress,
 )
+from devmsg.store.workers import forget_worker, list_workers, register_worker, worker_seen
 
 __all__ = [
     "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy",
@@ -76,5 +79,6 @@ __all__ = [
     "renew", "skip", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
     "defer", "permit_slots", "permit_usage", "release_permits", "renew_permits", "take_permits",
     "add_suppression", "list_suppressions", "remove_suppressions", "suppress_claimed",
-    "suppressed", "unsuppress",
+    "suppressed", "unsuppress", "next_due_at", "next_lease_end", "forget_worker",
+    "list_workers", "register_worker", "worker_seen",
 ]  # fmt: skip

@@ -60,6 +60,18 @@ def writing():
             raise cause from None
 
 
+DUE_CHANNEL = "devmsg_due"
+
+
+def announce() -> None:
+    """Inside a write transaction that makes receivers due (or changes what is due: a
+    pause, a deferral): on PostgreSQL a NOTIFY, which reaches every `devmsg worker` when
+    the transaction commits, and not before. On SQLite a worker sees the commit itself."""
+    db = database.obj
+    if not isinstance(db, SqliteDatabase):
+        db.execute_sql("SELECT pg_notify(%s, '')", (DUE_CHANNEL,))
+
+
 def lease_now() -> dt.datetime:
     """Now, on the clock leases are set and compared on. SQLite is one host's file: this
     process's clock. PostgreSQL is shared by hosts whose clocks may disagree: the database's

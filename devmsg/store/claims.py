@@ -10,7 +10,17 @@ from peewee import chunked, fn
 
 from devmsg.content import email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver
-from devmsg.store.base import INSERT_CHUNK, _for_update, _lock, lease_now, to_db, utcnow, writing
+from devmsg.store.base import (
+    INSERT_CHUNK,
+    _for_update,
+    _lock,
+    announce,
+    from_db,
+    lease_now,
+    to_db,
+    utcnow,
+    writing,
+)
 from devmsg.store.outcomes import _record_failure
 from devmsg.store.policy import Policy
 
@@ -18,9 +28,13 @@ from devmsg.store.policy import Policy
 def release_claims(owner: str) -> None:
     """Give up `owner`'s claims on receivers whose attempt has not started."""
     with writing():
-        Receiver.update(claimed_by=None, lease_until=None).where(
-            (Receiver.claimed_by == owner) & Receiver.attempt_started_at.is_null()
-        ).execute()
+        released = (
+            Receiver.update(claimed_by=None, lease_until=None)
+            .where((Receiver.claimed_by == owner) & Receiver.attempt_started_at.is_null())
+            .execute()
+        )
+        if released:
+            announce()  # due again: another worker may take them now
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,8 @@ def recover_expired(policy: Policy) -> int:
         Content.delete().where(Content.receiver.in_(doomed)).execute()
         Receiver.delete().where(Receiver.message.in_(dead)).execute()
         Message.delete().where(Message.id.in_(dead)).execute()
+        if expired:
+            announce()
     return len(expired)
 
 
@@ -89,22 +105,36 @@ def _claimed():
     return Receiver.claimed_by > ""
 
 
-def _due(policy: Policy, due_before: dt.datetime):
+def _deliverable(policy: Policy, type: str | None = None):
+    """Nobody's, and deliverable (not_sent, or failed within resend_limit), whenever due."""
     # COALESCE keeps the planner on the status index: "claimed_by IS NULL" would match the
     # claimed_by index, which holds every one of a million sent receivers.
+    stored = Message.state == "stored"
+    if type is not None:
+        stored &= Message.type == type
     return (
         (fn.COALESCE(Receiver.claimed_by, "") == "")
         & (
             (Receiver.status == "not_sent")
             | ((Receiver.status == "failed") & (Receiver.failed_count <= policy.resend_limit))
         )
-        & (Receiver.next_attempt_at.is_null() | (Receiver.next_attempt_at <= due_before))
-        & Receiver.message.in_(Message.select(Message.id).where(Message.state == "stored"))
+        & Receiver.message.in_(Message.select(Message.id).where(stored))
+    )
+
+
+def _due(policy: Policy, due_before: dt.datetime, type: str | None = None):
+    return _deliverable(policy, type) & (
+        Receiver.next_attempt_at.is_null() | (Receiver.next_attempt_at <= due_before)
     )
 
 
 def claim_due(
-    owner: str, lease_until: dt.datetime, due_before: dt.datetime, policy: Policy, limit: int
+    owner: str,
+    lease_until: dt.datetime,
+    due_before: dt.datetime,
+    policy: Policy,
+    limit: int,
+    type: str | None = None,
 ) -> list[int]:
     """Claim up to `limit` receivers that are due: failed within the limit or never
     attempted, not held by anyone, and past their next-attempt time. Those the run would
@@ -115,7 +145,7 @@ def claim_due(
             r.id
             for r in _for_update(
                 Receiver.select(Receiver.id)
-                .where(_due(policy, to_db(due_before)))
+                .where(_due(policy, to_db(due_before), type))
                 .order_by(Receiver.id)
                 .limit(limit)
             )
@@ -127,8 +157,30 @@ def claim_due(
     return ids
 
 
-def count_due(policy: Policy, due_before: dt.datetime) -> int:
-    return Receiver.select().where(_due(policy, to_db(due_before))).count()
+def count_due(policy: Policy, due_before: dt.datetime, type: str | None = None) -> int:
+    return Receiver.select().where(_due(policy, to_db(due_before), type)).count()
+
+
+def next_due_at(policy: Policy, after: dt.datetime, type: str | None = None):
+    """When the first receiver not yet due becomes due (its backoff or --at time), or
+    None: the time a worker may sleep until."""
+    first = (
+        Receiver.select(fn.MIN(Receiver.next_attempt_at))
+        .where(_deliverable(policy, type) & (Receiver.next_attempt_at > to_db(after)))
+        .scalar()
+    )
+    return _aware(first)
+
+
+def next_lease_end(owner: str):
+    """When the first claim of another owner runs out (on the lease clock), or None: a dead
+    owner's receivers are recovered then."""
+    first = (
+        Receiver.select(fn.MIN(Receiver.lease_until))
+        .where(_claimed() & (Receiver.claimed_by != owner))
+        .scalar()
+    )
+    return _aware(first)
 
 
 def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int, str]:
@@ -168,6 +220,7 @@ def defer(owner: str, due: dict[int, dt.datetime]) -> None:
             Receiver.update(
                 next_attempt_at=when, claimed_by=None, lease_until=None, attempt_started_at=None
             ).where(Receiver.id.in_(ids) & (Receiver.claimed_by == owner)).execute()
+        announce()  # workers wake at the new due time
 
 
 def renew(owner: str, lease_until: dt.datetime) -> None:
@@ -191,6 +244,13 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
     rows = {row[0]: row for row in query}
     return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
+
+
+def _aware(value) -> dt.datetime | None:
+    """An aggregate's datetime (SQLite hands back text where it hides the column's type)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return from_db(value)
 
 
 def expire_due(policy: Policy, now: dt.datetime) -> int:

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from peewee import chunked, fn
 
 from devmsg.models import Message, Pause, Receiver
-from devmsg.store.base import INSERT_CHUNK, _lock, from_db, lease_now, to_db, utcnow, writing
+from devmsg.store.base import (
+    INSERT_CHUNK,
+    _lock,
+    announce,
+    from_db,
+    lease_now,
+    to_db,
+    utcnow,
+    writing,
+)
 
 # action -> (the statuses it changes, the status it sets; None: decided per receiver)
 ACTIONS = {
@@ -101,6 +110,8 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
                     status="not_sent" if rid in never else "failed", status_reason=reason,
                     next_attempt_at=now, held_at=None, age_from=ages[rid],
                 ).where(Receiver.id == rid).execute()  # fmt: skip
+            if report.changed:
+                announce()
     return report
 
 
@@ -134,6 +145,7 @@ def pause(by: str, for_: dt.timedelta | None, reason: str | None) -> dict:
             id=1, paused_by=by, paused_at=to_db(now), reason=reason,
             until=None if for_ is None else to_db(now + for_),
         ).execute()  # fmt: skip
+        announce()  # a running worker stops taking receivers
     return paused()
 
 
@@ -142,6 +154,7 @@ def resume() -> dict | None:
     was = paused()
     with writing():
         Pause.delete().execute()
+        announce()
     return was
 
 

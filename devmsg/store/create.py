@@ -9,7 +9,7 @@ from peewee import fn
 
 from devmsg.content import pack
 from devmsg.models import Content, JSONField, Message, Receiver, database
-from devmsg.store.base import _param, insert_sql, to_db, utcnow, writing
+from devmsg.store.base import _param, announce, insert_sql, to_db, utcnow, writing
 
 
 def begin_message(message: dict, lease_until: dt.datetime) -> int:
@@ -48,6 +48,8 @@ def store_message(
         sql = insert_sql(db, "message", columns) + " RETURNING id"
         (message_id,) = db.execute_sql(sql, values).fetchone()
         ids = _insert(db, message_id, rows, owner, lease_until, after=0, schedule=schedule)
+        if owner is None:
+            announce()  # queued: a worker takes it at commit
     return message_id, ids
 
 
@@ -110,6 +112,7 @@ def finish_message(message_id: int) -> list[int]:
     """Make the message deliverable; returns its receivers' ids in order."""
     with writing():
         Message.update(state="stored", lease_until=None).where(Message.id == message_id).execute()
+        announce()
         query = (
             Receiver.select(Receiver.id)
             .where(Receiver.message == message_id)

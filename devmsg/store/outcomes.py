@@ -4,7 +4,7 @@ delivery: one short transaction per receiver, in plain SQL."""
 from __future__ import annotations
 
 from devmsg.models import DELIVERABLE, database
-from devmsg.store.base import _param, utcnow, writing
+from devmsg.store.base import _param, announce, utcnow, writing
 from devmsg.store.policy import Policy
 
 # The per-receiver writes are the hot path of delivery: plain, portable SQL with the
@@ -99,6 +99,8 @@ def record_failure(
         status = _record_failure(
             receiver_id, failed_count, error, traceback, permanent, policy, now, backoff, recheck
         )
+        if status == "failed":
+            announce()  # due again later: every worker's timer counts it
         return status, _start(start_next, now, recheck)
 
 

@@ -11,7 +11,7 @@ from peewee import chunked
 
 from devmsg.addresses import mailbox_key
 from devmsg.models import DELIVERABLE, Receiver, Suppression, database
-from devmsg.store.base import INSERT_CHUNK, from_db, utcnow, writing
+from devmsg.store.base import INSERT_CHUNK, announce, from_db, utcnow, writing
 
 
 def _entry(row: Suppression) -> dict:
@@ -102,6 +102,8 @@ def remove_suppressions(addresses: list[str], requeue: bool, reason: str) -> tup
                     .where(Receiver.id.in_(batch) & (Receiver.status == "suppressed"))
                     .execute()
                 )
+            if requeued:
+                announce()
     return len(keys), requeued
 
 
