@@ -48,16 +48,21 @@ def open_postgres(
         ) from None
     from peewee import PostgresqlDatabase
 
-    params = {"options": f"-c lock_timeout={int(busy_timeout.total_seconds() * 1000)}"}
-    password = os.environ.get(ENV_DATABASE_PASSWORD)
-    if password:
-        params["password"] = password
-    db = PostgresqlDatabase(url, prefer_psycopg3=True, **params)
+    db = PostgresqlDatabase(url, prefer_psycopg3=True, **postgres_params(busy_timeout))
     try:
         _start(db, bind)
     except DatabaseError as exc:
         raise store_error(url, busy_timeout, exc, "cannot use the store: ") from None
     return db
+
+
+def postgres_params(busy_timeout: dt.timedelta) -> dict:
+    """psycopg's connection parameters besides the URL (also for a worker's LISTEN)."""
+    params = {"options": f"-c lock_timeout={int(busy_timeout.total_seconds() * 1000)}"}
+    password = os.environ.get(ENV_DATABASE_PASSWORD)
+    if password:
+        params["password"] = password
+    return params
 
 
 def open_database(

@@ -80,13 +80,14 @@ class Run:
         honour_pause: bool = True,
         pool: ConnectionPool | None = None,
         defer: bool = True,
+        owner: str | None = None,
     ):
         self.config = config
         self.honour_pause = honour_pause  # False: a resend --force
         # send and resend-failed deliver only what is still not_sent or failed when each
         # attempt starts; a resend by hand sends whatever the status (a person decided).
         self.recheck = recheck
-        self.owner = new_owner()
+        self.owner = owner or new_owner()
         self.policy = policy_of(config)
         self.started = dt.datetime.now(dt.UTC)
         self.report = report
@@ -99,6 +100,8 @@ class Run:
         self.persistent = False  # devmsg worker: a refused connection's worker tries later
         self.check_suppressed = False  # resend-failed: a listed address is not tried
         self.on_heartbeat: Callable[[], None] | None = None  # also at each lease renewal
+        # after each batch: (receivers claimed, outcomes: status -> count, how it ended)
+        self.on_batch: Callable[[int, dict[str, int], Batch], None] | None = None
         self.heartbeat_error: Exception | None = None
         self.limiter = None
         if config.rate_limits:
@@ -268,7 +271,11 @@ class Run:
                 batch = self._next(next_batch, transport)
                 if not batch:
                     return
-                if self._deliver_batch(transport, store.outgoing(batch)) is Batch.HANDED_BACK:
+                tally = self.recorder.begin_batch()
+                outcome = self._deliver_batch(transport, store.outgoing(batch))
+                if self.on_batch is not None:
+                    self.on_batch(len(batch), tally, outcome)
+                if outcome is Batch.HANDED_BACK:
                     if not self.persistent:
                         return  # the others go on
                     # devmsg worker: the server allows fewer connections for now; try again

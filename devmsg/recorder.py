@@ -4,6 +4,7 @@ mailbox is gone puts the address on the suppression list."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from devmsg import store
@@ -29,6 +30,17 @@ class Recorder:
         self.progress = progress
         self.recheck = recheck
         self.total = 0  # receivers the run expects to be done with, for the progress bar
+        self._batch = threading.local()  # this thread's batch: status -> count
+
+    def begin_batch(self) -> dict[str, int]:
+        """Count this thread's outcomes from now on into the dict returned (a batch)."""
+        self._batch.tally = tally = {}
+        return tally
+
+    def _tally(self, status: str, count: int = 1) -> None:
+        tally = getattr(self._batch, "tally", None)
+        if tally is not None:
+            tally[status] = tally.get(status, 0) + count
 
     def failure(self, row: Outgoing, failure, start_next: int | None) -> bool:
         """Record a failure; whether `start_next` was started in the same commit."""
@@ -60,11 +72,13 @@ class Recorder:
 
     def skipped(self, reason: str, count: int) -> None:
         """Receivers not attempted: `deferred` or `suppressed`."""
+        self._tally(reason, count)
         self._progress(self.report.skipped(reason, count))
 
     def _count(self, status: str, reason: str | None = None) -> None:
         if status == store.VANISHED:
             return
+        self._tally(status)
         self._progress(self.report.count(status, reason))
 
     def _progress(self, done: int) -> None:

@@ -10,6 +10,7 @@ import re
 import smtplib
 import socket
 import ssl
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -51,6 +52,12 @@ class NoSMTPUTF8(smtplib.SMTPException):
     """A non-ASCII address and a server without SMTPUTF8: permanent for this receiver."""
 
 
+# A connection unused for longer than this is checked (an RSET in the same pipelined write
+# as the message, so no round trip is added) before a message goes over it: a server may
+# have closed it meanwhile, and a closed one is reopened, failing nothing.
+CHECK_AFTER = 1.0
+
+
 class SmtpTransport:
     """One reusable SMTP connection. Not thread-safe: one per worker."""
 
@@ -58,6 +65,7 @@ class SmtpTransport:
         self.config = smtp
         self._conn: smtplib.SMTP | None = None
         self.aborted = False
+        self.last_used = time.monotonic()
 
     def abort(self) -> None:
         """From another thread: shut the connection down, so that an exchange waiting on
@@ -118,10 +126,11 @@ class SmtpTransport:
     def send(self, sender: str, recipient: str, data: bytes) -> None:
         """Deliver `data` to one recipient. Returns only when the server accepted it."""
         reused = self._conn is not None
+        check = reused and time.monotonic() - self.last_used > CHECK_AFTER
         self.ensure_connected()
         try:
             try:
-                self._exchange(self._conn, sender, recipient, data)
+                self._exchange(self._conn, sender, recipient, data, check)
             except (smtplib.SMTPServerDisconnected, SMTPRefused) as exc:
                 # A reused connection the server closed, or a 421 "closing" at MAIL: nothing
                 # was accepted yet, so reconnect once and try again on a fresh connection.
@@ -138,18 +147,26 @@ class SmtpTransport:
             if not isinstance(exc, SMTPRefused) or exc.smtp_code == 421:
                 self._drop()
             raise self._failure(exc) from None
+        finally:
+            self.last_used = time.monotonic()
 
-    def _exchange(self, conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    def _exchange(
+        self, conn: smtplib.SMTP, sender: str, recipient: str, data: bytes, check: bool = False
+    ) -> None:
         options = []
         if not (sender + recipient).isascii():
             if not conn.has_extn("smtputf8"):
                 raise NoSMTPUTF8(f"the server does not offer SMTPUTF8, needed for {recipient}")
             options.append("SMTPUTF8")
-        stage = "MAIL"
+        stage = "MAIL"  # a check's reply counts as MAIL's: nothing was accepted yet
         try:
             if conn.has_extn("pipelining"):
-                stage = self._pipelined(conn, sender, recipient, data, options)
+                stage = self._pipelined(conn, sender, recipient, data, options, check)
                 return
+            if check:
+                code, resp = conn.noop()
+                if code != 250:
+                    raise SMTPRefused(stage, code, resp)
             code, resp = conn.mail(sender, options)
             if code != 250:
                 raise SMTPRefused(stage, code, resp)
@@ -173,7 +190,9 @@ class SmtpTransport:
             raise
 
     @staticmethod
-    def _pipelined(conn: smtplib.SMTP, sender, recipient, data: bytes, options) -> str:
+    def _pipelined(
+        conn: smtplib.SMTP, sender, recipient, data: bytes, options, check: bool = False
+    ) -> str:
         """RFC 2920: MAIL FROM, RCPT TO and DATA in one write, then their replies in order:
         two round trips a message instead of four. The failure classes stay those of the
         lockstep exchange: each reply is judged at its own stage. A disconnect is raised
@@ -182,12 +201,16 @@ class SmtpTransport:
             conn.command_encoding = "utf-8"  # SMTPUTF8, as smtplib's mail() does
         extra = " " + " ".join(options) if options else ""
         commands = (
-            f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
+            ("RSET\r\n" if check else "") + f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
             f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
         )
         conn.send(commands.encode(conn.command_encoding))
         stage = "MAIL"
         try:
+            if check:
+                reset = conn.getreply()
+                if reset[0] == 421:  # the server closed it while it was idle
+                    raise SMTPRefused("MAIL", *reset)
             mail = conn.getreply()
             if mail[0] == 421:  # the server is closing: no more replies will come
                 raise SMTPRefused("MAIL", *mail)

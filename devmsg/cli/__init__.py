@@ -6,8 +6,8 @@ the user can fix; 2 usage: a required input missing, or options that cannot go t
 (Typer's own and devmsg's UsageError); 3 the work was stored but some receivers were not
 sent.
 
-One module per group of commands: `sending` (send, resend, resend-failed), `inspect` (list,
-show, stats), `queue` (hold, release, cancel, pause, resume), `providers` (limits,
+One module per group of commands: `sending` (send, resend, resend-failed), `worker`,
+`inspect` (list, show, stats), `queue` (hold, release, cancel, pause, resume), `providers` (limits,
 suppress), `authoring` (catalog, check, preview), `admin` (purge, demo, store). `base`
 holds the app and the helpers they share.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from devmsg.cli import admin, authoring, inspect, providers, queue, sending  # noqa: F401  (they register commands)
+from devmsg.cli import admin, authoring, inspect, providers, queue, sending, worker  # noqa: F401  (they register commands)
 from devmsg.cli.base import app
 from devmsg.errors import DevmsgError
 
@@ -24,7 +24,7 @@ __all__ = ["app", "run"]
 
 # `devmsg --help` groups the commands by task, in this order.
 PANELS = {
-    "Sending": ("send", "resend", "resend-failed"),
+    "Sending": ("send", "resend", "resend-failed", "worker"),
     "Looking": ("list", "show", "stats"),
     "Operating": ("hold", "release", "cancel", "pause", "resume", "limits", "suppress"),
     "Authoring": ("check", "preview", "catalog"),

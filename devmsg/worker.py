@@ -1,0 +1,292 @@
+"""`devmsg worker`: a long-lived process that delivers each receiver as soon as it is due,
+the third caller of the delivery path after `send` and `resend-failed`.
+
+One `Run` serves for as long as the worker lives. Each of its SMTP connections has a
+sender thread, which claims due receivers in small batches (the same claims as every other
+run, so several workers, on one host or many, share the work and each receiver is sent
+once) and, when none is due, waits, keeping its connection open up to `[smtp]
+idle_timeout`. The main thread waits on the store (`devmsg.waking`): a commit elsewhere,
+the next receiver's due time, the first lease of another owner to run out (its receivers
+are recovered then), the end of a pause. It wakes the senders only when one of these
+happened, never to poll.
+
+A pause stops the senders within one batch; `resume` wakes them. Rate limits pace the
+senders (a worker is still running when the permit frees, so it never defers). SIGTERM and
+SIGINT are the polite stop of every run; SIGHUP reloads the config, and a bad new one is
+logged and the old one kept. What happens is reported through `log(event, fields)`: the
+CLI prints it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+
+from devmsg import sdnotify, store
+from devmsg.config import Config
+from devmsg.delivery import DUE_BATCH, Batch, Run, new_owner
+from devmsg.errors import DevmsgError, Interrupted
+from devmsg.pool import ConnectionPool
+from devmsg.report import DeliveryReport
+from devmsg.stopping import _STOP
+from devmsg.waking import COMMIT, TIMEOUT, Waker, open_waker
+
+Log = Callable[[str, dict], None]  # (event, fields)
+
+LONGEST_SLEEP = 300.0  # seconds: even with nothing due, look again this often
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        type: str | None = None,
+        connections: int | None = None,
+        log: Log | None = None,
+        reload: Callable[[], Config] | None = None,
+    ) -> None:
+        self.connections = connections  # --connections, kept across reloads
+        self.config = self._with_connections(config)
+        self.type = type
+        self.log = log or (lambda event, fields: None)
+        self.loader = reload
+        self.name = new_owner()
+        self.report = DeliveryReport()  # over the worker's life
+        self.waker: Waker | None = None
+        self._run: Run | None = None
+        self._reload = False
+        self._next_config: Config | None = None
+        self._cond = threading.Condition()
+        self._generation = 0  # the senders' wake-ups
+        self._idle = 0  # senders waiting for work
+        self._pause: dict | None = None
+        self._down: str | None = None
+        self._state = ""
+
+    def _with_connections(self, config: Config) -> Config:
+        if self.connections is None:
+            return config
+        smtp = dataclasses.replace(config.smtp, connections=self.connections)
+        return dataclasses.replace(config, smtp=smtp)
+
+    # -- from signal handlers ----------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """SIGHUP: read the config again at the next wake (at once)."""
+        self._reload = True
+        self.poke()
+
+    def poke(self) -> None:
+        if self.waker is not None:
+            self.waker.poke()
+
+    # -- the worker's life -------------------------------------------------------------------
+
+    def run(self) -> DeliveryReport:
+        """Deliver until stopped (a polite stop: `request_stop`); the totals."""
+        self.waker = open_waker(self.config)  # listening before the first look
+        pool = ConnectionPool(self.config.smtp, keep=True)
+        try:
+            store.register_worker(self.name, self.type)
+            cfg = self.config
+            self.log("started", {
+                "worker": self.name, "connections": cfg.smtp.connections, "type": self.type,
+                "store": cfg.database_url or str(cfg.database),
+                "smtp": f"{cfg.smtp.host}:{cfg.smtp.port}",
+            })  # fmt: skip
+            sdnotify.notify("READY=1", "STATUS=started")
+            while True:
+                run = Run(self.config, self.report, pool=pool, defer=False, owner=self.name)
+                run.on_heartbeat = self._heartbeat
+                run.on_batch = self._batch
+                self._run = run
+                try:
+                    run.serve(self._next_batch, self._main)
+                except Interrupted:
+                    break  # a signal: every run stopped politely, nothing is held
+                if self._next_config is None:
+                    break
+                pool = self._reloaded(pool)
+        finally:
+            sdnotify.notify("STOPPING=1", "STATUS=stopping")
+            pool.close_all()
+            self.waker.close()
+            try:
+                store.forget_worker(self.name)
+            finally:
+                report = self.report
+                self.log("stopped", {"sent": report.sent, "failed": report.failed,
+                                     "error": report.error})  # fmt: skip
+        return self.report
+
+    def _reloaded(self, pool: ConnectionPool) -> ConnectionPool:
+        old, new = self.config, self._next_config
+        self._next_config = None
+        self.config = new
+        if new.smtp != old.smtp:
+            pool.close_all()
+            pool = ConnectionPool(new.smtp, keep=True)
+        self.log("reloaded", {"connections": new.smtp.connections,
+                              "smtp": f"{new.smtp.host}:{new.smtp.port}"})  # fmt: skip
+        return pool
+
+    def _try_reload(self) -> bool:
+        """Read the config again; whether the run should restart with it."""
+        self._reload = False
+        if self.loader is None:
+            return False
+        try:
+            new = self._with_connections(self.loader())
+        except DevmsgError as exc:
+            self.log("reload failed", {"error": f"{exc}; kept the running config"})
+            return False
+        old = self.config
+        if (new.database, new.database_url) != (old.database, old.database_url):
+            self.log("reload failed", {"error": "the store changed: that needs a restart; "
+                                                "kept the running config"})  # fmt: skip
+            return False
+        self._next_config = new
+        return True
+
+    # -- the main thread: when to wake the senders -------------------------------------------
+
+    def _main(self) -> None:
+        run, waker = self._run, self.waker
+        watchdog = sdnotify.watchdog_interval()
+        next_ping = time.monotonic()
+        wake = True  # look at once: what was due before the worker started
+        while True:
+            if run.stopping():
+                if _STOP.event.is_set():
+                    self.log("stopping", {"reason": _STOP.reason})
+                break
+            if self._reload and self._try_reload():
+                break
+            if watchdog is not None and time.monotonic() >= next_ping:
+                sdnotify.notify("WATCHDOG=1")
+                next_ping = time.monotonic() + watchdog
+            self._connection_state()
+            timeout = self._look(wake)
+            if watchdog is not None:
+                timeout = min(timeout, max(next_ping - time.monotonic(), 0.0))
+            why = waker.wait(timeout)
+            wake = why in (COMMIT, TIMEOUT)
+        self._wake_senders()  # so that they see the stop
+
+    def _look(self, wake: bool) -> float:
+        """Pause, recovery and due times; wake the senders if there may be work. How long
+        the main thread may sleep."""
+        run = self._run
+        if wake:
+            self._wake_senders()  # first: they look at the pause themselves
+        pause = store.paused()
+        if (pause is None) != (self._pause is None):
+            if pause is not None:
+                self.log("paused", {"by": pause["paused_by"], "reason": pause["reason"]})
+                self._status("paused")
+            else:
+                self.log("resumed", {})
+        self._pause = pause
+        if pause is not None:
+            if pause["until"] is None:
+                return LONGEST_SLEEP
+            return _seconds_until(pause["until"], store.lease_now())
+        with self._cond:
+            busy = self._idle < self.config.smtp.connections
+        if busy:
+            return LONGEST_SLEEP  # a batch's end pokes this thread
+        timeouts = [LONGEST_SLEEP]
+        lease_end = store.next_lease_end(self.name)
+        if lease_end is not None:
+            now = store.lease_now()
+            if lease_end < now:
+                if store.recover_expired(run.policy):
+                    self._wake_senders()
+                    return LONGEST_SLEEP
+            else:
+                timeouts.append(_seconds_until(lease_end, now))
+        now = dt.datetime.now(dt.UTC)
+        due_at = store.next_due_at(run.policy, now, self.type)
+        if due_at is not None:
+            timeouts.append(_seconds_until(due_at, now))
+        left = run.pool.close_idle(self.config.smtp.idle_timeout)
+        if left is not None:
+            timeouts.append(left)
+        if self._state != "idle":
+            self.log("idle", {"next_due_at": due_at})
+            self._status("idle")
+        return min(timeouts)
+
+    def _connection_state(self) -> None:
+        down = self._run.pool.down
+        text = None if down is None else down.error
+        if text != self._down:
+            if text is not None:
+                self.log("connection failed", {"error": text})
+            else:
+                self.log("connection restored", {})
+            self._down = text
+
+    def _status(self, state: str, extra: str = "") -> None:
+        self._state = state
+        if state == "idle":
+            due = store.count_due(self._run.policy, dt.datetime.now(dt.UTC), self.type)
+            extra = f", {due} due"
+        sdnotify.notify(f"STATUS={state}{extra}")
+
+    def _wake_senders(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- sender threads ----------------------------------------------------------------------
+
+    def _next_batch(self, transport) -> list[int]:
+        """A sender's next batch: claim what is due, else wait for a wake, closing the
+        connection when it has been idle for `idle_timeout`. [] only when stopping."""
+        run, idle_timeout = self._run, self.config.smtp.idle_timeout
+        while not run.stopping():
+            with self._cond:
+                seen = self._generation
+            if store.paused() is None:
+                now = dt.datetime.now(dt.UTC)
+                ids = store.claim_due(
+                    run.owner, run.lease_until(), now, run.policy, DUE_BATCH, self.type
+                )
+                if ids:
+                    if self._state != "sending":
+                        self._status("sending", f", {len(ids)} claimed")
+                    return ids
+            with self._cond:
+                self._idle += 1
+                if self._idle == self.config.smtp.connections:
+                    self.poke()  # all idle: the main thread sets its timers
+                try:
+                    while self._generation == seen and not run.stopping():
+                        timeout = None
+                        if transport.connected:
+                            timeout = transport.last_used + idle_timeout - time.monotonic()
+                            if timeout <= 0:
+                                transport.close()  # QUIT: idle too long
+                                continue
+                        self._cond.wait(timeout)
+                finally:
+                    self._idle -= 1
+        return []
+
+    def _batch(self, claimed: int, tally: dict[str, int], outcome: Batch) -> None:
+        self.log(
+            "batch", {"claimed": claimed, **tally, "handed_back": outcome is Batch.HANDED_BACK}
+        )
+        self.poke()  # a failure may be due again before the main thread's timer
+
+    def _heartbeat(self) -> None:
+        report = self.report
+        store.worker_seen(self.name, report.sent, report.failed + report.error)
+
+
+def _seconds_until(when: dt.datetime, now: dt.datetime) -> float:
+    return min(max((when - now).total_seconds() + 0.001, 0.0), LONGEST_SLEEP)
