@@ -13,6 +13,26 @@ import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class _Controller(Controller):
+    """Counts the connections that ended (the server's idle timeout closes them)."""
+
+    def __init__(self, server: CapturingServer, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.capturing = server
+
+    def factory(self):
+        capturing = self.capturing
+
+        class Counting(SMTP):
+            def connection_lost(self, exc):
+                super().connection_lost(exc)
+                with capturing._lock:
+                    capturing.closed += 1
+
+        return Counting(self.handler, **self.SMTP_kwargs)
 
 
 @dataclass
@@ -94,6 +114,8 @@ class CapturingServer:
     password: str = ""
     messages: list[Received] = field(default_factory=list)
     sessions: int = 0  # SMTP connections that reached MAIL FROM
+    idle_timeout: float = 300.0  # seconds: the server closes a connection idle this long
+    closed: int = 0  # connections that have ended
     _seen: set = field(default_factory=set)
     _rules: dict[str, _Rule] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,9 +130,9 @@ class CapturingServer:
         if self.username:  # loopback only: AUTH without TLS is fine here
             auth = {"authenticator": self._authenticate, "auth_require_tls": False,
                     "auth_required": True}  # fmt: skip
-        self._controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port,
-            enable_SMTPUTF8=self.smtputf8, **auth,
+        self._controller = _Controller(
+            self, _Handler(self), hostname=self.host, port=self.port,
+            enable_SMTPUTF8=self.smtputf8, timeout=self.idle_timeout, **auth,
         )  # fmt: skip
         self._controller.start()
         return self

@@ -22,6 +22,9 @@ from pathlib import Path
 
 from devmsg.config import Config
 
+# After a write to the WAL, look at data_version again after these pauses (seconds): the
+# commit may not be published yet. A write that is not a commit costs these 15 ms.
+SETTLE = (0.0005, 0.001, 0.002, 0.004, 0.008, 0)
 POLL = 0.05  # seconds between data_version checks where inotify is not available
 RECONNECT = 1.0  # seconds between attempts to LISTEN again after the store went away
 
@@ -84,6 +87,18 @@ class SqliteWaker(Waker):
     def _data_version(self) -> int:
         return self._db.execute("PRAGMA data_version").fetchone()[0]
 
+    def _changed(self) -> bool:
+        """Whether another connection committed since the last look. A commit writes its
+        last WAL frame (the event) just before it publishes the frame in the WAL index
+        (shared memory, which raises no event): so look again, briefly, until it shows."""
+        for pause in SETTLE:
+            version = self._data_version()
+            if version != self._version:
+                self._version = version
+                return True
+            time.sleep(pause)
+        return False
+
     def wait(self, timeout: float | None) -> str:
         deadline = None if timeout is None else time.monotonic() + timeout
         names = {self.path.name, self.path.name + "-wal"}
@@ -97,11 +112,8 @@ class SqliteWaker(Waker):
                 look = self._inotify.fileno() in ready and any(
                     event.name in names for event in self._inotify.read(timeout=0)
                 )
-            if look:
-                version = self._data_version()
-                if version != self._version:
-                    self._version = version
-                    return COMMIT
+            if look and self._changed():
+                return COMMIT
             if self._read in ready:
                 return POKE
             if deadline is not None and time.monotonic() >= deadline:

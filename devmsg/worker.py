@@ -59,9 +59,9 @@ class Worker:
         self._run: Run | None = None
         self._reload = False
         self._next_config: Config | None = None
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())
         self._generation = 0  # the senders' wake-ups
-        self._idle = 0  # senders waiting for work
+        self._idle: dict[int, int] = {}  # waiting senders: thread -> the wake it last saw
         self._pause: dict | None = None
         self._down: str | None = None
         self._state = ""
@@ -194,9 +194,7 @@ class Worker:
             if pause["until"] is None:
                 return LONGEST_SLEEP
             return _seconds_until(pause["until"], store.lease_now())
-        with self._cond:
-            busy = self._idle < self.config.smtp.connections
-        if busy:
+        if not self._all_idle():
             return LONGEST_SLEEP  # a batch's end pokes this thread
         timeouts = [LONGEST_SLEEP]
         lease_end = store.next_lease_end(self.name)
@@ -237,6 +235,15 @@ class Worker:
             extra = f", {due} due"
         sdnotify.notify(f"STATUS={state}{extra}")
 
+    def _all_idle(self) -> bool:
+        """Every sender found nothing to claim since the last wake (call with or without
+        the lock held: it is reentrant)."""
+        with self._cond:
+            idle = self._idle
+            return len(idle) == self.config.smtp.connections and all(
+                seen == self._generation for seen in idle.values()
+            )
+
     def _wake_senders(self) -> None:
         with self._cond:
             self._generation += 1
@@ -261,8 +268,8 @@ class Worker:
                         self._status("sending", f", {len(ids)} claimed")
                     return ids
             with self._cond:
-                self._idle += 1
-                if self._idle == self.config.smtp.connections:
+                self._idle[threading.get_ident()] = seen
+                if self._all_idle():
                     self.poke()  # all idle: the main thread sets its timers
                 try:
                     while self._generation == seen and not run.stopping():
@@ -274,7 +281,7 @@ class Worker:
                                 continue
                         self._cond.wait(timeout)
                 finally:
-                    self._idle -= 1
+                    del self._idle[threading.get_ident()]
         return []
 
     def _batch(self, claimed: int, tally: dict[str, int], outcome: Batch) -> None:

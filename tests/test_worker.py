@@ -1,0 +1,257 @@
+"""`devmsg worker`, the installed command in its own process, on SQLite and PostgreSQL: it
+delivers what becomes due with no other command run, honours due times, pauses and
+claims, shares the work with other runs, loses nothing to SIGKILL, stops politely, keeps
+its connections through a server's idle timeout, and reloads its config on SIGHUP. The
+tests synchronise on its JSON log lines and on what the SMTP server has seen."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from conftest import EXAMPLES, receivers_file, spawn, sql, write_project
+
+from devmsg.smtpserver import CapturingServer
+
+TEMPLATE = ["--template", "deadline_moved", "--type", "deadline_moved"]
+CONTEXT = "@" + str(EXAMPLES / "templates" / "deadline_moved" / "context.json")
+
+
+class WorkerProcess:
+    """A running `devmsg worker --log-format json`, and the events it has logged."""
+
+    def __init__(self, home, *args: str, env: dict | None = None) -> None:
+        self.proc = spawn(
+            "--config", str(home / "devmsg.toml"), "worker", "--log-format", "json", *args,
+            cwd=home, env=env,
+        )  # fmt: skip
+        self.events: queue.Queue = queue.Queue()
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                self.events.put({"event": "not json", "line": line})
+        self.events.put(None)
+
+    def wait_for(self, event: str, timeout: float = 60, **fields) -> dict:
+        """The next event of this name (with these fields); fails if the worker ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got = self.events.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                pytest.fail(f"no {event!r} event in {timeout}s; log:\n{''.join(self.lines)}")
+            if got is None:
+                pytest.fail(f"the worker ended before {event!r}; log:\n{''.join(self.lines)}")
+            assert got["event"] != "not json", got
+            if got["event"] == event and all(got.get(k) == v for k, v in fields.items()):
+                return got
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def workers():
+    started: list[WorkerProcess] = []
+
+    def start(home, *args, env=None) -> WorkerProcess:
+        worker = WorkerProcess(home, *args, env=env)
+        started.append(worker)
+        worker.wait_for("started")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def queue_one(cli, to: str, *extra: str):
+    result = cli("send", *TEMPLATE, "--context", CONTEXT, "--to", to, "--queue", *extra)
+    assert result.exit_code == 0, result.output
+
+
+def nothing_held() -> None:
+    assert sql("select count(*) from receiver where claimed_by is not null") == [(0,)]
+
+
+def statuses() -> dict[str, int]:
+    return dict(sql("select status, count(*) from receiver group by status"))
+
+
+def test_a_queued_receiver_is_delivered_with_no_other_command(home, smtp, cli, workers):
+    worker = workers(home)
+    queue_one(cli, "ola@example.com")
+    smtp.wait_until(lambda s: len(s.messages) == 1)
+    batch = worker.wait_for("batch")
+    assert (batch["claimed"], batch["sent"]) == (1, 1)
+    worker.wait_for("idle")
+    assert worker.stop() == 0
+    assert worker.wait_for("stopped")["sent"] == 1
+    assert smtp.recipients() == ["ola@example.com"]
+    assert statuses() == {"sent": 1}
+    nothing_held()
+    assert sql("select count(*) from worker") == [(0,)]  # a polite stop leaves no row
+
+
+def test_a_failed_receiver_is_retried_at_its_time_and_at_is_honoured(home, smtp, cli, workers):
+    write_project(home, smtp.port, extra='retry_backoff = "2s"\n')
+    smtp.refuse("ola@example.com", "451 4.3.0 try again later", times=1)
+    worker = workers(home)
+    queue_one(cli, "ola@example.com")
+    assert worker.wait_for("batch")["failed"] == 1
+    smtp.wait_until(lambda s: len(s.messages) == 1)
+    ((failed_at,),) = sql("select at from failure")
+    retried = dt.datetime.fromtimestamp(smtp.messages[0].at, dt.UTC).replace(tzinfo=None)
+    assert retried >= _naive(failed_at) + dt.timedelta(seconds=2 * 0.8)  # after its backoff
+
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    queue_one(cli, "kari@example.com", "--at", at.isoformat(timespec="seconds"))
+    smtp.wait_until(lambda s: len(s.messages) == 2)
+    assert smtp.messages[1].at >= at.replace(microsecond=0).timestamp()
+    assert worker.stop() == 0
+    assert statuses() == {"sent": 2}
+
+
+def _naive(value) -> dt.datetime:
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
+
+
+def test_pause_holds_and_resume_delivers(home, smtp, cli, workers):
+    worker = workers(home)
+    assert cli("pause", "--reason", "relay maintenance").exit_code == 0
+    worker.wait_for("paused", reason="relay maintenance")
+    queue_one(cli, "ola@example.com")
+    assert cli("stats", "--json").exit_code == 0  # another look meanwhile: still not sent
+    resumed_at = time.time()
+    assert cli("resume").exit_code == 0
+    worker.wait_for("resumed")
+    smtp.wait_until(lambda s: len(s.messages) == 1)
+    assert smtp.messages[0].at >= resumed_at  # held while paused
+    assert worker.stop() == 0
+    assert statuses() == {"sent": 1}
+
+
+def test_two_workers_and_a_resend_failed_send_each_receiver_once(home, smtp, cli, workers):
+    from conftest import run
+
+    count = 120
+    first, second = workers(home), workers(home, "--connections", "2")
+    cron = threading.Thread(target=lambda: run("resend-failed", "--quiet", cwd=home))
+    path = receivers_file(home, count)
+    result = cli("send", *TEMPLATE, "--context", CONTEXT, "--receivers", str(path), "--queue")
+    assert result.exit_code == 0, result.output
+    cron.start()
+    smtp.wait_until(lambda s: len(s.messages) >= count)
+    cron.join(60)
+    assert first.stop() == 0 and second.stop() == 0
+    assert sorted(smtp.recipients()) == sorted(f"r{i}@example.com" for i in range(count))
+    assert statuses() == {"sent": count}
+    nothing_held()
+
+
+def test_a_killed_worker_loses_nothing(home, smtp, cli, workers):
+    write_project(home, smtp.port, extra='claim_lease = "3s"\n')
+    smtp.hold_after(2)  # two go through; the worker then waits at DATA for the third
+    doomed = workers(home, "--connections", "1")
+    path = receivers_file(home, 10)
+    result = cli("send", *TEMPLATE, "--context", CONTEXT, "--receivers", str(path), "--queue")
+    assert result.exit_code == 0, result.output
+    smtp.wait_until(lambda s: s.waiting == 1)
+    doomed.kill()  # SIGKILL: no polite stop, its claims stay until the lease runs out
+    assert sql("select count(*) from worker") == [(1,)]
+    smtp.release()
+    heir = workers(home)
+    smtp.wait_until(lambda s: len(set(s.recipients())) == 10)
+    assert heir.stop() == 0
+    assert statuses() == {"sent": 10}
+    nothing_held()
+    # the one in flight when it died is recorded as an interrupted attempt
+    reasons = [r for (r,) in sql("select error from failure")]
+    assert reasons and all(r.startswith("interrupted attempt") for r in reasons)
+
+
+def test_sigterm_mid_burst_stops_politely(home, smtp, cli, workers):
+    smtp.hold_after(5)
+    worker = workers(home, "--connections", "2")
+    path = receivers_file(home, 60)
+    result = cli("send", *TEMPLATE, "--context", CONTEXT, "--receivers", str(path), "--queue")
+    assert result.exit_code == 0, result.output
+    smtp.wait_until(lambda s: s.waiting >= 1)
+    worker.proc.send_signal(signal.SIGTERM)
+    worker.wait_for("stopping", reason="SIGTERM")
+    smtp.release()
+    assert worker.proc.wait(60) == 0
+    nothing_held()
+    sent = statuses().get("sent", 0)
+    assert sent == len(smtp.messages) and sent < 60
+    assert statuses().get("not_sent", 0) == 60 - sent  # left as they were, none lost
+
+
+def test_a_server_that_closes_idle_connections_causes_no_failure(home, cli, workers):
+    with CapturingServer(idle_timeout=1.0) as server:
+        write_project(home, server.port)
+        worker = workers(home, "--connections", "1")
+        queue_one(cli, "ola@example.com")
+        server.wait_until(lambda s: len(s.messages) == 1)
+        server.wait_until(lambda s: s.closed >= 2)  # the start-up probe, then ours, idle
+        queue_one(cli, "kari@example.com")
+        server.wait_until(lambda s: len(s.messages) == 2)
+        assert worker.stop() == 0
+    assert statuses() == {"sent": 2}
+    assert sql("select count(*) from failure") == [(0,)]
+
+
+def test_sighup_reloads_and_a_broken_config_keeps_the_old(home, smtp, cli, workers):
+    worker = workers(home)
+    config = home / "devmsg.toml"
+    config.write_text(config.read_text().replace("timeout = 5", "timeout = 5\nconnections = 3"))
+    worker.proc.send_signal(signal.SIGHUP)
+    assert worker.wait_for("reloaded")["connections"] == 3
+    good = config.read_text()
+    config.write_text(good.replace("[smtp]", "[smtp"))
+    worker.proc.send_signal(signal.SIGHUP)
+    failed = worker.wait_for("reload failed")
+    assert "kept the running config" in failed["error"] and "devmsg.toml" in failed["error"]
+    config.write_text(good)  # for this test's own send; the worker was not told
+    queue_one(cli, "ola@example.com")
+    smtp.wait_until(lambda s: len(s.messages) == 1)
+    assert worker.stop() == 0
+
+
+@pytest.mark.sqlite_only
+def test_systemd_notifications(home, config_path, workers, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(30)
+        env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}
+        worker = workers(home, env=env)
+        got: list[str] = []
+        while not {"READY=1", "WATCHDOG=1"} <= set(got) or not any(
+            g.startswith("STATUS=idle") for g in got
+        ):
+            got.extend(sock.recv(4096).decode().split("\n"))
+        assert "STATUS=idle, 0 due" in got
+        assert worker.stop() == 0
+        while "STOPPING=1" not in got:
+            got.extend(sock.recv(4096).decode().split("\n"))
+    assert os.path.exists(path)
