@@ -333,7 +333,9 @@ class Outbox(Operating):
             raise InputError(f"by: can only break down by 'type', not {by!r}", param="by")
         from devmsg.delivery import policy_of
 
-        return store.stats(policy_of(self.config), by_type=by == "type")
+        return store.stats(
+            policy_of(self.config), by_type=by == "type", lease=self.config.claim_lease
+        )
 
     # -- store ---------------------------------------------------------------------------
 

@@ -198,6 +198,18 @@ def stats_view(data: dict, tz: ZoneInfo):
         f"Sending is {'paused' if data['paused'] else 'not paused'}",
         "Last attempt: " + (local_long(data["last_attempt_at"], tz) or "never"),
     ]
+    workers = data.get("workers", [])
+    live = sum(1 for w in workers if w["live"])
+    lines.append(
+        f"Workers: {live} live" + (f", {len(workers) - live} gone" if live < len(workers) else "")
+    )
+    for w in workers:
+        state = "live" if w["live"] else "gone"
+        only = f", type {w['type']}" if w["type"] else ""
+        lines.append(
+            f"  {w['name']}: {state}, last seen {_age(w['last_seen_age_seconds'])} ago, "
+            f"sent {w['sent']}, failed {w['failed']}{only}"
+        )
     return Group(table, *(Text(line) for line in lines))
 
 

@@ -33,7 +33,7 @@ def test_stats_json_and_table(home, smtp):
         "due": 1,  # the queued one; the failed one waits out its backoff
         "sent_last_hour": 2, "failed_last_hour": 2, "error_last_hour": 1,
         "sent_last_24h": 2, "failed_last_24h": 2, "error_last_24h": 1,
-        "paused": False,
+        "paused": False, "workers": [],
     }  # fmt: skip
     by_type = json.loads(cli("stats", "--json", "--by", "type").stdout)["receivers"]
     none = {"held": 0, "cancelled": 0, "expired": 0, "suppressed": 0, "sending": 0}
@@ -62,6 +62,7 @@ def test_stats_json_and_table(home, smtp):
         "Last 24 hours: 2 sent, 2 failed attempts, 1 became error\n"
         "Sending is not paused\n"
         "Last attempt: <time>\n"
+        "Workers: 0 live\n"
     )
     assert cli("stats", "--by", "status").exit_code == 1
 

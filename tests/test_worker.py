@@ -135,6 +135,33 @@ def _naive(value) -> dt.datetime:
     return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
 
 
+def test_stats_lists_live_and_gone_workers(home, smtp, cli, workers):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    live = workers(home, "--type", "urgent")
+    gone = workers(home)
+    gone.kill()  # SIGKILL: its row stays, and stops being refreshed
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=10)
+    sql("update worker set last_seen_at = ? where pid = ?", (old, gone.proc.pid))
+    data = json.loads(cli("stats", "--json").stdout)["workers"]
+    assert [(w["pid"], w["live"], w["type"]) for w in data] == [
+        (gone.proc.pid, False, None),
+        (live.proc.pid, True, "urgent"),
+    ]
+    assert data[1]["last_seen_age_seconds"] < data[0]["last_seen_age_seconds"]
+    text = cli("stats").stdout
+    assert "Workers: 1 live, 1 gone" in text and f":{live.proc.pid}:" in text
+    metrics = {
+        (s.name, s.labels.get("worker")): s.value
+        for family in text_string_to_metric_families(cli("stats", "--prometheus").stdout)
+        for s in family.samples
+    }
+    assert metrics[("devmsg_workers", None)] == 1
+    seen = metrics[("devmsg_worker_last_seen_timestamp_seconds", data[0]["name"])]
+    assert seen == pytest.approx(old.replace(tzinfo=dt.UTC).timestamp(), abs=1)
+    assert live.stop() == 0
+
+
 def test_pause_holds_and_resume_delivers(home, smtp, cli, workers):
     worker = workers(home)
     assert cli("pause", "--reason", "relay maintenance").exit_code == 0

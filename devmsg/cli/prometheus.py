@@ -21,6 +21,11 @@ _METRICS = (  # name, help, key in the stats
 )  # fmt: skip
 
 
+def _label(text: str) -> str:
+    """A label value, escaped as the exposition format asks."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def prometheus_text(data: dict) -> str:
     """The stats in Prometheus' text exposition format, every metric a gauge."""
     out = [
@@ -30,7 +35,7 @@ def prometheus_text(data: dict) -> str:
     counts = data["receivers"]
     if counts and isinstance(next(iter(counts.values())), dict):
         for kind, row in counts.items():
-            label = kind.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            label = _label(kind)
             out += [f'devmsg_receivers{{status="{s}",type="{label}"}} {n}' for s, n in row.items()]
     else:
         out += [f'devmsg_receivers{{status="{s}"}} {n}' for s, n in counts.items()]
@@ -44,4 +49,17 @@ def prometheus_text(data: dict) -> str:
         "# TYPE devmsg_last_attempt_timestamp_seconds gauge",
         f"devmsg_last_attempt_timestamp_seconds {0 if last is None else last.timestamp():.3f}",
     ]
+    workers = data.get("workers", [])
+    out += [
+        "# HELP devmsg_workers Live devmsg workers (a heartbeat within a lease).",
+        "# TYPE devmsg_workers gauge",
+        f"devmsg_workers {sum(1 for w in workers if w['live'])}",
+        "# HELP devmsg_worker_last_seen_timestamp_seconds Each worker's last heartbeat.",
+        "# TYPE devmsg_worker_last_seen_timestamp_seconds gauge",
+    ]
+    for w in workers:
+        out.append(
+            f'devmsg_worker_last_seen_timestamp_seconds{{worker="{_label(w["name"])}"}} '
+            f"{w['last_seen_at'].timestamp():.3f}"
+        )
     return "\n".join(out) + "\n"

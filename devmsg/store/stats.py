@@ -15,11 +15,12 @@ from devmsg.store.base import from_db, lease_now, to_db, utcnow
 from devmsg.store.claims import _claimed, count_due
 from devmsg.store.control import paused
 from devmsg.store.policy import Policy
+from devmsg.store.workers import list_workers
 
 WINDOWS = {"last_hour": dt.timedelta(hours=1), "last_24h": dt.timedelta(hours=24)}
 
 
-def stats(policy: Policy, by_type: bool = False) -> dict:
+def stats(policy: Policy, by_type: bool = False, lease: dt.timedelta | None = None) -> dict:
     now = utcnow()
     live = _claimed() & (Receiver.lease_until >= to_db(lease_now()))
     result: dict = {"receivers": _per_status(live, by_type)}
@@ -46,6 +47,7 @@ def stats(policy: Policy, by_type: bool = False) -> dict:
     ]
     last = [_naive(t) for t in last if t is not None]
     result["last_attempt_at"] = from_db(max(last)) if last else None
+    result["workers"] = list_workers(lease or dt.timedelta(minutes=5))
     return result
 
 

@@ -42,7 +42,12 @@ def forget_worker(name: str) -> None:
 def list_workers(lease: dt.timedelta) -> list[dict]:
     """Every recorded worker, newest first, with `live` and the age of its heartbeat."""
     now = lease_now()
-    rows = Worker.select().order_by(Worker.started_at.desc(), Worker.id.desc()).dicts()
+    rows = (
+        Worker.select()
+        .where(Worker.last_seen_at >= to_db(now - FORGET_AFTER))
+        .order_by(Worker.started_at.desc(), Worker.id.desc())
+        .dicts()
+    )
     workers = []
     for row in rows:
         seen = from_db(row["last_seen_at"])
