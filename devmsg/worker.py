@@ -60,8 +60,8 @@ class Worker:
         self._reload = False
         self._next_config: Config | None = None
         self._cond = threading.Condition(threading.RLock())
-        self._generation = 0  # the senders' wake-ups
-        self._idle: dict[int, int] = {}  # waiting senders: thread -> the wake it last saw
+        self._wakes = 0  # wake-ups given to the senders, not yet taken by one
+        self._idle: set[int] = set()  # the senders waiting for work
         self._pause: dict | None = None
         self._down: str | None = None
         self._state = ""
@@ -174,14 +174,15 @@ class Worker:
                 timeout = min(timeout, max(next_ping - time.monotonic(), 0.0))
             why = waker.wait(timeout)
             wake = why in (COMMIT, TIMEOUT)
-        self._wake_senders()  # so that they see the stop
+        with self._cond:
+            self._cond.notify_all()  # so that they see the stop
 
     def _look(self, wake: bool) -> float:
         """Pause, recovery and due times; wake the senders if there may be work. How long
         the main thread may sleep."""
         run = self._run
         if wake:
-            self._wake_senders()  # first: they look at the pause themselves
+            self._wake()  # first: it looks at the pause itself
         pause = store.paused()
         if (pause is None) != (self._pause is None):
             if pause is not None:
@@ -202,7 +203,7 @@ class Worker:
             now = store.lease_now()
             if lease_end < now:
                 if store.recover_expired(run.policy):
-                    self._wake_senders()
+                    self._wake(self.config.smtp.connections)
                     return LONGEST_SLEEP
             else:
                 timeouts.append(_seconds_until(lease_end, now))
@@ -236,18 +237,16 @@ class Worker:
         sdnotify.notify(f"STATUS={state}{extra}")
 
     def _all_idle(self) -> bool:
-        """Every sender found nothing to claim since the last wake (call with or without
-        the lock held: it is reentrant)."""
+        """Every sender waits for work, and no wake-up is on its way to one."""
         with self._cond:
-            idle = self._idle
-            return len(idle) == self.config.smtp.connections and all(
-                seen == self._generation for seen in idle.values()
-            )
+            return len(self._idle) == self.config.smtp.connections and not self._wakes
 
-    def _wake_senders(self) -> None:
+    def _wake(self, senders: int = 1) -> None:
+        """Wake one sender (it wakes another when it finds a full batch): one claim per
+        commit, not one per connection racing for the same receiver."""
         with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
+            self._wakes = min(self._wakes + senders, self.config.smtp.connections)
+            self._cond.notify(senders)
 
     # -- sender threads ----------------------------------------------------------------------
 
@@ -256,23 +255,23 @@ class Worker:
         connection when it has been idle for `idle_timeout`. [] only when stopping."""
         run, idle_timeout = self._run, self.config.smtp.idle_timeout
         while not run.stopping():
-            with self._cond:
-                seen = self._generation
             if store.paused() is None:
                 now = dt.datetime.now(dt.UTC)
                 ids = store.claim_due(
                     run.owner, run.lease_until(), now, run.policy, DUE_BATCH, self.type
                 )
                 if ids:
+                    if len(ids) == DUE_BATCH:
+                        self._wake()  # there may be more: another connection helps
                     if self._state != "sending":
                         self._status("sending", f", {len(ids)} claimed")
                     return ids
             with self._cond:
-                self._idle[threading.get_ident()] = seen
+                self._idle.add(threading.get_ident())
                 if self._all_idle():
                     self.poke()  # all idle: the main thread sets its timers
                 try:
-                    while self._generation == seen and not run.stopping():
+                    while not self._wakes and not run.stopping():
                         timeout = None
                         if transport.connected:
                             timeout = transport.last_used + idle_timeout - time.monotonic()
@@ -281,7 +280,9 @@ class Worker:
                                 continue
                         self._cond.wait(timeout)
                 finally:
-                    del self._idle[threading.get_ident()]
+                    self._idle.discard(threading.get_ident())
+                    if self._wakes:
+                        self._wakes -= 1
         return []
 
     def _batch(self, claimed: int, tally: dict[str, int], outcome: Batch) -> None:
