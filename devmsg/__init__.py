@@ -14,7 +14,7 @@ The Python API mirrors the command line::
         print(result.sent, result.failed)
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "Config": "devmsg.config",

@@ -25,7 +25,7 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
         "cancel", "catalog extract", "catalog init", "catalog stats", "catalog update", "check",
         "demo", "hold", "limits", "list", "pause", "preview", "purge", "release", "resend",
         "resend-failed", "resume", "send", "show", "stats", "store copy", "suppress add",
-        "suppress list", "suppress remove",
+        "suppress list", "suppress remove", "worker",
     ]  # fmt: skip
     for name in COMMANDS:
         result = Cli(None)(*name.split(), "--help")
@@ -39,7 +39,7 @@ def test_readme_documents_exit_codes_and_config_keys():
     for key in ("database", "templates", "locales", "default_language", "languages",
                 "resend_limit", "sender", "timezone", "redirect_to", "DEVMSG_SMTP_PASSWORD",
                 "max_age", "claim_lease", "busy_timeout", "retry_backoff",
-                "security", "timeout", "suppress", "rate_limits"):  # fmt: skip
+                "security", "timeout", "suppress", "rate_limits", "idle_timeout"):  # fmt: skip
         assert f"`{key}`" in readme or key in readme, key
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |"):
         assert code in readme

@@ -8,7 +8,7 @@ import pytest
 from conftest import Cli
 
 PANELS = [
-    ("Sending", ["send", "resend", "resend-failed"]),
+    ("Sending", ["send", "resend", "resend-failed", "worker"]),
     ("Looking", ["list", "show", "stats"]),
     ("Operating", ["hold", "release", "cancel", "pause", "resume", "limits", "suppress"]),
     ("Authoring", ["check", "preview", "catalog"]),
