@@ -183,6 +183,8 @@ class Worker:
         run = self._run
         if wake:
             self._wake()  # first: it looks at the pause itself
+        if not self._all_idle():
+            return LONGEST_SLEEP  # busy senders claim again; the batch's end pokes this thread
         pause = store.paused()
         if (pause is None) != (self._pause is None):
             if pause is not None:
@@ -195,8 +197,6 @@ class Worker:
             if pause["until"] is None:
                 return LONGEST_SLEEP
             return _seconds_until(pause["until"], store.lease_now())
-        if not self._all_idle():
-            return LONGEST_SLEEP  # a batch's end pokes this thread
         timeouts = [LONGEST_SLEEP]
         lease_end = store.next_lease_end(self.name)
         if lease_end is not None:
