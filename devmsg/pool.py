@@ -26,6 +26,7 @@ class ConnectionPool:
         self.smtp = smtp
         self.keep = keep
         self.down = None  # the failure that showed no connection can be had
+        self.failing = None  # the last connection attempt's failure, until one succeeds
         self._lock = threading.Condition()
         self._connecting = 0  # workers opening a connection right now
         self._live: set = set()  # taken transports with a working connection
@@ -80,8 +81,13 @@ class ConnectionPool:
 
     # -- connections that adapt ------------------------------------------------------------
 
+    def share(self, ids: list[int]) -> None:
+        """Put part of a claimed batch where the run's next idle worker takes it."""
+        with self._lock:
+            self._returned.append(ids)
+
     def returned(self) -> list[int]:
-        """A batch another worker handed back, or []."""
+        """A batch another worker handed back (or shared), or []."""
         with self._lock:
             return self._returned.pop() if self._returned else []
 
@@ -110,7 +116,9 @@ class ConnectionPool:
                 self._connecting -= 1
                 if failure is None:
                     self._live.add(transport)
-                    self.down = None
+                    self.down = self.failing = None
+                else:
+                    self.failing = failure
                 self._lock.notify_all()
         return failure
 

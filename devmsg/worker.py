@@ -220,8 +220,8 @@ class Worker:
         return min(timeouts)
 
     def _connection_state(self) -> None:
-        down = self._run.pool.down
-        text = None if down is None else down.error
+        failing = self._run.pool.failing
+        text = None if failing is None else failing.error
         if text != self._down:
             if text is not None:
                 self.log("connection failed", {"error": text})
@@ -255,14 +255,18 @@ class Worker:
         connection when it has been idle for `idle_timeout`. [] only when stopping."""
         run, idle_timeout = self._run, self.config.smtp.idle_timeout
         while not run.stopping():
+            shared = run.pool.returned()
+            if shared:
+                return shared
             if store.paused() is None:
                 now = dt.datetime.now(dt.UTC)
                 ids = store.claim_due(
                     run.owner, run.lease_until(), now, run.policy, DUE_BATCH, self.type
                 )
                 if ids:
-                    if len(ids) == DUE_BATCH:
-                        self._wake()  # there may be more: another connection helps
+                    # One connection attempt per batch: the relay may be back.
+                    run.pool.down = None
+                    ids = self._share(ids)
                     if self._state != "sending":
                         self._status("sending", f", {len(ids)} claimed")
                     return ids
@@ -284,6 +288,23 @@ class Worker:
                     if self._wakes:
                         self._wakes -= 1
         return []
+
+    def _share(self, ids: list[int]) -> list[int]:
+        """Spread a claimed batch over the idle connections (a small burst goes out in
+        parallel, with no extra query); a full batch wakes another sender, for there may be
+        more. The part this sender keeps."""
+        with self._cond:
+            helpers = min(len(self._idle) - self._wakes, len(ids) - 1)
+        if helpers <= 0:
+            if len(ids) == DUE_BATCH:
+                self._wake()
+            return ids
+        size = -(-len(ids) // (helpers + 1))
+        parts = [ids[i : i + size] for i in range(0, len(ids), size)]
+        for part in parts[1:]:
+            self._run.pool.share(part)
+        self._wake(len(parts) - 1)
+        return parts[0]
 
     def _batch(self, claimed: int, tally: dict[str, int], outcome: Batch) -> None:
         self.log(

@@ -431,7 +431,10 @@ def test_the_summary_says_why_and_which_languages_fell_back(home, closed_port, t
     )
     result = cli("send", "--queue", "--type", "t", "--subject", "s", "--text", "t",
                  "--to", "d@example.com", "--language", "en_GB")  # fmt: skip
-    assert result.stdout == "message 3: queued 1 receiver (devmsg resend-failed delivers them)\n"
+    assert (
+        result.stdout
+        == "message 3: queued 1 receiver (devmsg worker or resend-failed delivers them)\n"
+    )
 
 
 def test_only_one_option_reads_stdin(cli, smtp):

@@ -56,7 +56,7 @@ def test_an_unknown_mailbox_is_suppressed_then_requeued_by_hand(home, smtp, cli)
 
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "suppress: removed 1 address; 1 receiver requeued (devmsg resend-failed delivers them)\n"
+        "suppress: removed 1 address; 1 receiver requeued (devmsg worker or resend-failed delivers them)\n"
     )
     assert json.loads(cli("suppress", "list", "--json").stdout) == []
     assert json.loads(cli("resend-failed", "--json").stdout)["sent"] == 1
@@ -108,7 +108,7 @@ def test_a_queued_send_does_not_count_suppressed_receivers_as_queued(home, smtp,
     cli("suppress", "add", "a@example.com")
     result = cli(*SEND, "--to", "a@example.com", "--to", "b@example.com", "--queue")
     assert result.stdout == (
-        "message 1: queued 1 receiver (devmsg resend-failed delivers them); "
+        "message 1: queued 1 receiver (devmsg worker or resend-failed delivers them); "
         "1 suppressed (see devmsg suppress list)\n"
     )
 

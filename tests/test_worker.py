@@ -248,11 +248,19 @@ def test_a_server_that_closes_idle_connections_causes_no_failure(home, cli, work
 
 
 def test_sighup_reloads_and_a_broken_config_keeps_the_old(home, smtp, cli, workers):
+    config = write_project(home, smtp.port, smtp_extra="connections = 1\n")
     worker = workers(home)
-    config = home / "devmsg.toml"
-    config.write_text(config.read_text().replace("timeout = 5", "timeout = 5\nconnections = 3"))
+    config.write_text(config.read_text().replace("connections = 1", "connections = 3"))
     worker.proc.send_signal(signal.SIGHUP)
     assert worker.wait_for("reloaded")["connections"] == 3
+    smtp.hold_after(0)  # every connection waits at DATA: how many are there?
+    path = receivers_file(home, 6)
+    result = cli("send", *TEMPLATE, "--context", CONTEXT, "--receivers", str(path), "--queue")
+    assert result.exit_code == 0, result.output
+    smtp.wait_until(lambda s: s.waiting == 3)  # with the old config, one
+    smtp.release()
+    smtp.wait_until(lambda s: len(s.messages) == 6)
+
     good = config.read_text()
     config.write_text(good.replace("[smtp]", "[smtp"))
     worker.proc.send_signal(signal.SIGHUP)
@@ -260,8 +268,25 @@ def test_sighup_reloads_and_a_broken_config_keeps_the_old(home, smtp, cli, worke
     assert "kept the running config" in failed["error"] and "devmsg.toml" in failed["error"]
     config.write_text(good)  # for this test's own send; the worker was not told
     queue_one(cli, "ola@example.com")
-    smtp.wait_until(lambda s: len(s.messages) == 1)
+    smtp.wait_until(lambda s: len(s.messages) == 7)
     assert worker.stop() == 0
+    assert statuses() == {"sent": 7}
+
+
+def test_a_relay_that_is_down_is_logged_once_and_its_return_too(home, closed_port, cli, workers):
+    config = write_project(home, closed_port, extra='retry_backoff = "1s"\n')
+    config.write_text(config.read_text().replace("resend_limit = 2", "resend_limit = 5"))
+    worker = workers(home, "--connections", "1")
+    queue_one(cli, "ola@example.com")
+    failed = worker.wait_for("connection failed")
+    assert failed["error"] == f"127.0.0.1:{closed_port}: connection refused"
+    assert worker.wait_for("batch")["failed"] == 1
+    with CapturingServer(port=closed_port) as server:  # the relay is back, same port
+        server.wait_until(lambda s: len(s.messages) == 1)
+        worker.wait_for("connection restored")
+        assert worker.stop() == 0
+    assert statuses() == {"sent": 1}
+    assert sum('"connection failed"' in line for line in worker.lines) == 1
 
 
 @pytest.mark.sqlite_only

@@ -102,5 +102,6 @@ def suppress_remove(
     removed, requeued = _outbox(ctx).unsuppress(addresses, requeue)
     text = f"suppress: removed {plural(removed, 'address')}"
     if requeue:
-        text += f"; {plural(requeued, 'receiver')} requeued (devmsg resend-failed delivers them)"
+        text += f"; {plural(requeued, 'receiver')} requeued "
+        text += "(devmsg worker or resend-failed delivers them)"
     _echo(text)

@@ -164,12 +164,12 @@ def send(
         when = outbox.config.minute(send_at)
         _echo(
             f"message {report.message_id}: {plural(waiting, 'receiver')} due at {when} "
-            f"(devmsg resend-failed delivers them then){also}"
+            f"(devmsg worker or resend-failed delivers them then){also}"
         )
     elif report.queued:
         _echo(
             f"message {report.message_id}: queued {plural(waiting, 'receiver')} "
-            f"(devmsg resend-failed delivers them){also}"
+            f"(devmsg worker or resend-failed delivers them){also}"
         )
         if report.pause is not None:
             _echo(f"Not sent now: {outbox.pause_text(report.pause)}", err=True)

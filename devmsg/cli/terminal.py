@@ -8,26 +8,12 @@ through here: it stays exact (see `views.to_json`)."""
 
 from __future__ import annotations
 
-import re
-
 from rich.console import Console
 from rich.segment import Segment
 
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from devmsg.cli.controls import CONTROL, visible
 
-
-def _picture(match: re.Match) -> str:
-    code = ord(match[0])
-    if code < 0x20:
-        return chr(0x2400 + code)  # the Unicode control picture: ESC -> ␛, CR -> ␍
-    if code == 0x7F:
-        return "\u2421"  # ␡
-    return f"\\x{code:02x}"  # C1 has no pictures
-
-
-def visible(text: str) -> str:
-    """`text` with every control character but newline and tab made visible."""
-    return CONTROL.sub(_picture, text)
+__all__ = ["CONTROL", "SafeConsole", "visible"]
 
 
 class SafeConsole(Console):

@@ -123,7 +123,7 @@ def describe(event: str, fields: dict) -> str:
 
 
 def _text_log():
-    from devmsg.cli.terminal import visible
+    from devmsg.cli.controls import visible
 
     if not sys.stderr.isatty():
 
