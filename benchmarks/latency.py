@@ -160,6 +160,25 @@ def latency_case(config: Path, server: Server, rate: float, duration: float, tag
     return {"p50": statistics.median(ms), "p99": percentile(ms, 99), "max": max(ms), "n": len(ms)}
 
 
+def peer_case(python: str, database: str, server: Server, rate: float, duration: float) -> dict:
+    """The same case with django-mailer (benchmarks/peer_django_mailer.py), same server."""
+    server.ask("clear")
+    proc = subprocess.Popen(
+        [python, str(ROOT / "benchmarks" / "peer_django_mailer.py"), "--database", database,
+         "--port", str(server.port), "--rate", str(rate), "--duration", str(duration)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    result = json.loads(proc.stdout.readline())
+    returned = result["returned"]
+    server.wait_for(len(returned), timeout=900)
+    accepted = server.ask("get")
+    proc.stdin.close()
+    proc.wait(60)
+    ms = [(accepted[to] - t) * 1000 for to, t in returned.items()]
+    return {"p50": statistics.median(ms), "p99": percentile(ms, 99), "max": max(ms),
+            "n": len(ms), "command": result["command"]}  # fmt: skip
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -232,6 +251,14 @@ def run_backend(name: str, database: str, args, folder: Path) -> None:
                 worker.wait(60)
         print(f"through a {args.delay:g} ms-each-way proxy: p50 {result['p50']:.1f} ms, "
               f"p99 {result['p99']:.1f} ms, max {result['max']:.1f} ms")  # fmt: skip
+    if args.peer_python:
+        peer_db = str(folder / "django.sqlite3")
+        if database.startswith("postgresql://"):
+            peer_db = pg_database(args.postgres, "devmsg_latency_peer")
+        peer = peer_case(args.peer_python, peer_db, server, args.rate, args.duration)
+        print(f"django-mailer {peer['command']}, loopback: {peer['n']} events: "
+              f"p50 {peer['p50']:.1f} ms, p99 {peer['p99']:.1f} ms, "
+              f"max {peer['max']:.1f} ms")  # fmt: skip
     server.stop()
 
 
@@ -245,6 +272,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--postgres", help="an admin URL: a scratch database is made there")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--peer-python", help="a Python with django-mailer: compare with it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_sqlite:
