@@ -307,3 +307,51 @@ def test_systemd_notifications(home, config_path, workers, tmp_path):
         while "STOPPING=1" not in got:
             got.extend(sock.recv(4096).decode().split("\n"))
     assert os.path.exists(path)
+
+
+def test_type_takes_only_receivers_of_that_type(home, smtp, cli, workers):
+    worker = workers(home, "--type", "password_reset")
+    result = cli("send", "--template", "deadline_moved", "--type", "deadline_moved",
+                 "--context", CONTEXT, "--to", "later@example.com", "--queue")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = cli("send", "--template", "deadline_moved", "--type", "password_reset",
+                 "--context", CONTEXT, "--to", "now@example.com", "--queue")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    smtp.wait_until(lambda s: len(s.messages) == 1)  # committed after the other one
+    assert worker.stop() == 0
+    assert smtp.recipients() == ["now@example.com"]
+    assert sql("select address, status from receiver order by id") == [
+        ("later@example.com", "not_sent"), ("now@example.com", "sent"),
+    ]  # fmt: skip
+
+
+def test_a_rate_limited_worker_paces_and_never_defers(home, smtp, cli, workers):
+    from test_limits import busiest_window, limits
+
+    write_project(home, smtp.port, extra=limits('"*" = ["2/s"]'))
+    worker = workers(home)
+    path = receivers_file(home, 6)
+    result = cli("send", *TEMPLATE, "--context", CONTEXT, "--receivers", str(path), "--queue")
+    assert result.exit_code == 0, result.output
+    smtp.wait_until(lambda s: len(s.messages) == 6)
+    assert worker.stop() == 0
+    assert busiest_window([m.at for m in smtp.messages], 1.0) <= 2
+    assert not any('"deferred"' in line for line in worker.lines)
+    assert statuses() == {"sent": 6}
+
+
+def test_the_workers_limiter_waits_where_a_one_shot_run_defers(home, config_path):
+    """Past PACE_LIMIT (a minute) a one-shot run defers a receiver; the worker waits."""
+    from devmsg import Outbox
+    from devmsg.limits import Limiter
+    from devmsg.rates import parse_limits
+
+    hourly = parse_limits({"*": "1/h"}, "test")
+    with Outbox.open(config_path):
+        one_shot, worker = Limiter(hourly, "a", 60), Limiter(hourly, "b", 60, defer=False)
+        first = worker.admit(["x@example.com"], worker.holder())
+        assert first.go == [0]
+        later = one_shot.admit(["y@example.com"], one_shot.holder())
+        assert later.defer and not later.wait
+        paced = worker.admit(["z@example.com"], worker.holder())
+        assert paced.wait == [0] and not paced.defer and 0 < paced.pause <= 1.0
