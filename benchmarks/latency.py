@@ -160,13 +160,15 @@ def latency_case(config: Path, server: Server, rate: float, duration: float, tag
     return {"p50": statistics.median(ms), "p99": percentile(ms, 99), "max": max(ms), "n": len(ms)}
 
 
-def peer_case(python: str, database: str, server: Server, rate: float, duration: float) -> dict:
+def peer_case(
+    python: str, database: str, server: Server, rate: float, duration: float, folder: Path
+) -> dict:
     """The same case with django-mailer (benchmarks/peer_django_mailer.py), same server."""
     server.ask("clear")
     proc = subprocess.Popen(
         [python, str(ROOT / "benchmarks" / "peer_django_mailer.py"), "--database", database,
          "--port", str(server.port), "--rate", str(rate), "--duration", str(duration)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=folder,
     )  # fmt: skip
     result = json.loads(proc.stdout.readline())
     returned = result["returned"]
@@ -255,7 +257,7 @@ def run_backend(name: str, database: str, args, folder: Path) -> None:
         peer_db = str(folder / "django.sqlite3")
         if database.startswith("postgresql://"):
             peer_db = pg_database(args.postgres, "devmsg_latency_peer")
-        peer = peer_case(args.peer_python, peer_db, server, args.rate, args.duration)
+        peer = peer_case(args.peer_python, peer_db, server, args.rate, args.duration, folder)
         print(f"django-mailer {peer['command']}, loopback: {peer['n']} events: "
               f"p50 {peer['p50']:.1f} ms, p99 {peer['p99']:.1f} ms, "
               f"max {peer['max']:.1f} ms")  # fmt: skip

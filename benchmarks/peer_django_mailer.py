@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ def configure(database: str, port: int) -> None:
         EMAIL_BACKEND="mailer.backend.DbBackend",
         MAILER_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1", EMAIL_PORT=port, DEFAULT_FROM_EMAIL="noreply@devilry.example",
+        MAILER_LOCK_PATH=os.path.join(os.getcwd(), "send_mail"),  # in the caller's scratch folder
     )  # fmt: skip
     django.setup()
 
