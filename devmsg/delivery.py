@@ -103,6 +103,8 @@ class Run:
         # after each batch: (receivers claimed, outcomes: status -> count, how it ended)
         self.on_batch: Callable[[int, dict[str, int], Batch], None] | None = None
         self.heartbeat_error: Exception | None = None
+        # claimed with their attempt already marked as started (claim_due's start_first)
+        self.pre_started: set[int] = set()
         self.limiter = None
         if config.rate_limits:
             from devmsg.limits import Limiter
@@ -289,20 +291,27 @@ class Run:
 
     def _deliver_batch(self, transport, rows: list[Outgoing]) -> Batch:
         """Deliver a batch over this worker's connection."""
-        if self.stopping():
-            return Batch.DONE  # _run releases the batch
-        if not rows:
-            return Batch.DONE  # deleted under this run (a purge, by hand): nothing to deliver
+        first = rows[0].id if rows else None
+        pre = first in self.pre_started
+        self.pre_started.discard(first)
+        if self.stopping() or not rows:
+            # stopping: _run releases the batch; no rows: deleted under this run (a purge)
+            if pre and rows:
+                store.start_attempt(first, started=False)
+            return Batch.DONE
         if self.check_suppressed:
             gone = store.suppress_claimed(self.owner, rows, self.config.minute)
-            if gone:
+            if gone:  # their attempts unmarked, and their claims given up
                 rows = [row for row in rows if row.id not in gone]
                 self.recorder.skipped("suppressed", len(gone))
+                pre = pre and first not in gone
         if not rows:
             return Batch.DONE
         pool = self.pool
         failure = pool.unreachable(transport) or pool.connect(transport)
         if failure is not None:
+            if pre:  # not attempted here after all
+                store.start_attempt(first, started=False)
             if pool.hand_back(transport, [row.id for row in rows]):
                 return Batch.HANDED_BACK
             # No connection can be had: that failure stands for the rest of the run (each
@@ -313,7 +322,9 @@ class Run:
                 self.recorder.failure(row, failure, None)
             return Batch.DONE
         if self.limiter is None:
-            return self._exchange(transport, rows, [])
+            return self._exchange(transport, rows, [], first_started=pre)
+        if pre:  # paced: the limiter decides which goes first
+            store.start_attempt(first, started=False)
         return self._paced(transport, rows)
 
     def _paced(self, transport, rows: list[Outgoing]) -> Batch:
@@ -352,14 +363,16 @@ class Run:
     def _to(self, row: Outgoing) -> str:
         return self.config.redirect_to or row.envelope or _envelope(row.address)
 
-    def _exchange(self, transport, rows: list[Outgoing], later: list[Outgoing]) -> Batch:
+    def _exchange(
+        self, transport, rows: list[Outgoing], later: list[Outgoing], first_started=False
+    ) -> Batch:
         """Try each receiver over this connection, one commit each."""
         from devmsg.transport import DeliveryFailure
 
         sender = self.config.sender_address
         listed = {} if self.recheck else store.suppressed(row.address for row in rows)
         recheck, record = self.recheck, self.recorder
-        started = store.start_attempt(rows[0].id, recheck=recheck)
+        started = first_started or store.start_attempt(rows[0].id, recheck=recheck)
         for index, row in enumerate(rows):
             if self.stopping():
                 # Marked as started with the last outcome, but never tried: unmark it, so

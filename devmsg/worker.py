@@ -261,9 +261,11 @@ class Worker:
             if store.paused() is None:
                 now = dt.datetime.now(dt.UTC)
                 ids = store.claim_due(
-                    run.owner, run.lease_until(), now, run.policy, DUE_BATCH, self.type
-                )
+                    run.owner, run.lease_until(), now, run.policy, DUE_BATCH, self.type,
+                    start_first=True,
+                )  # fmt: skip
                 if ids:
+                    run.pre_started.add(ids[0])
                     # One connection attempt per batch: the relay may be back.
                     run.pool.down = None
                     ids = self._share(ids)

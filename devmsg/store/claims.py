@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from peewee import chunked, fn
+from peewee import Case, chunked, fn
 
 from devmsg.content import email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver
@@ -135,10 +135,13 @@ def claim_due(
     policy: Policy,
     limit: int,
     type: str | None = None,
+    start_first: bool = False,
 ) -> list[int]:
     """Claim up to `limit` receivers that are due: failed within the limit or never
     attempted, not held by anyone, and past their next-attempt time. Those the run would
-    consider that are past their time (`--expires`, `max_age`) become `expired` instead."""
+    consider that are past their time (`--expires`, `max_age`) become `expired` instead.
+    With `start_first`, the first one's attempt is marked as started in the same commit
+    (`devmsg worker`: one transaction less between a commit and its delivery)."""
     with writing():
         expire_due(policy, due_before)
         ids = [
@@ -151,9 +154,12 @@ def claim_due(
             )
         ]
         if ids:
-            Receiver.update(claimed_by=owner, lease_until=to_db(lease_until)).where(
-                Receiver.id.in_(ids)
-            ).execute()
+            values: dict = {"claimed_by": owner, "lease_until": to_db(lease_until)}
+            if start_first:
+                values["attempt_started_at"] = Case(
+                    None, [(Receiver.id == ids[0], to_db(utcnow()))], None
+                )
+            Receiver.update(**values).where(Receiver.id.in_(ids)).execute()
     return ids
 
 
