@@ -6,14 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from peewee import Case, chunked, fn
+from peewee import SqliteDatabase, chunked, fn
 
 from devmsg.content import email
-from devmsg.models import DELIVERABLE, Content, Message, Receiver
+from devmsg.models import DELIVERABLE, Content, Message, Receiver, database
 from devmsg.store.base import (
     INSERT_CHUNK,
     _for_update,
     _lock,
+    _param,
     announce,
     from_db,
     lease_now,
@@ -142,25 +143,62 @@ def claim_due(
     consider that are past their time (`--expires`, `max_age`) become `expired` instead.
     With `start_first`, the first one's attempt is marked as started in the same commit
     (`devmsg worker`: one transaction less between a commit and its delivery)."""
+    db = database.obj
     with writing():
-        expire_due(policy, due_before)
-        ids = [
-            r.id
-            for r in _for_update(
-                Receiver.select(Receiver.id)
-                .where(_due(policy, to_db(due_before), type))
-                .order_by(Receiver.id)
-                .limit(limit)
-            )
-        ]
+        if _any_late(db, policy, due_before):
+            expire_due(policy, due_before)
+        params = [policy.resend_limit, *([type] if type is not None else []),
+                  to_db(due_before), limit]  # fmt: skip
+        sql = _claim_sql(db, type is not None)
+        ids = [row[0] for row in db.execute_sql(sql, [_param(db, p) for p in params])]
         if ids:
-            values: dict = {"claimed_by": owner, "lease_until": to_db(lease_until)}
-            if start_first:
-                values["attempt_started_at"] = Case(
-                    None, [(Receiver.id == ids[0], to_db(utcnow()))], None
-                )
-            Receiver.update(**values).where(Receiver.id.in_(ids)).execute()
+            first = ids[0] if start_first else -1
+            sql = _CLAIM_UPDATE.format(ids=", ".join(["?"] * len(ids)))
+            params = [owner, to_db(lease_until), first, to_db(utcnow()), *ids]
+            db.execute_sql(_placeholders(db, sql), [_param(db, p) for p in params])
     return ids
+
+
+# The claim is the hot path of `devmsg worker` (one per commit it wakes on): plain SQL, as
+# the outcomes' (peewee took 0.3 ms to build each query, more than the query). The same
+# conditions as `_due`, which count_due and the stats use.
+_CLAIM = (
+    "SELECT id FROM receiver WHERE COALESCE(claimed_by, '') = ''"
+    " AND (status = 'not_sent' OR (status = 'failed' AND failed_count <= ?))"
+    " AND message_id IN (SELECT id FROM message WHERE state = 'stored'{type})"
+    " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+    " ORDER BY id LIMIT ?{lock}"
+)
+_CLAIM_UPDATE = (
+    "UPDATE receiver SET claimed_by = ?, lease_until = ?,"
+    " attempt_started_at = CASE WHEN id = ? THEN ? ELSE attempt_started_at END"
+    " WHERE id IN ({ids})"
+)
+_LATE = (
+    "SELECT 1 FROM receiver WHERE status IN ('not_sent', 'failed')"
+    " AND COALESCE(claimed_by, '') = '' AND (expires_at < ?{age}) LIMIT 1"
+)
+
+
+def _placeholders(db, sql: str) -> str:
+    return sql if db.param == "?" else sql.replace("?", db.param)
+
+
+def _claim_sql(db, typed: bool) -> str:
+    lock = "" if isinstance(db, SqliteDatabase) else " FOR UPDATE SKIP LOCKED"
+    sql = _CLAIM.format(type=" AND type = ?" if typed else "", lock=lock)
+    return _placeholders(db, sql)
+
+
+def _any_late(db, policy: Policy, now: dt.datetime) -> bool:
+    """Whether any receiver nobody holds is past its time (cheap: then expire_due)."""
+    params = [to_db(now)]
+    age = ""
+    if policy.max_age.total_seconds() > 0:
+        age = " OR COALESCE(age_from, created_at) < ?"
+        params.append(to_db(now) - policy.max_age)
+    sql = _placeholders(db, _LATE.format(age=age))
+    return db.execute_sql(sql, [_param(db, p) for p in params]).fetchone() is not None
 
 
 def count_due(policy: Policy, due_before: dt.datetime, type: str | None = None) -> int:
