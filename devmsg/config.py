@@ -33,6 +33,8 @@ class SmtpConfig:
     timeout: float = 30.0
     connections: int = 4
     idle_timeout: float = 30.0  # seconds `devmsg worker` keeps an unused connection open
+    ca_file: Path | None = None  # trust this CA (or self-signed certificate) for TLS
+    tls_server_name: str = ""  # the name the certificate must carry, when host is an IP
 
     @property
     def password(self) -> str:
@@ -111,6 +113,8 @@ _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "timeout": ((int, float), "a number"),
     "connections": ((int,), "an integer"),
     "idle_timeout": ((str,), 'a duration such as "30s"'),
+    "ca_file": ((str,), "a string"),
+    "tls_server_name": ((str,), "a string"),
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -288,6 +292,12 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     except ValueError as exc:
         raise ConfigError(f"{where}: key 'smtp.idle_timeout': {exc}") from None
 
+    ca_file = None
+    if smtp_data.get("ca_file"):
+        ca_file = base / Path(smtp_data["ca_file"])
+        if not ca_file.is_file():
+            raise ConfigError(f"{where}: key 'smtp.ca_file': no such file: {ca_file}")
+
     def resolve(key: str, default: Path) -> Path:
         return base / Path(data.get(key, str(default)))
 
@@ -323,6 +333,8 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
             timeout=timeout,
             connections=connections,
             idle_timeout=idle_timeout,
+            ca_file=ca_file,
+            tls_server_name=smtp_data.get("tls_server_name", "").strip(),
         ),
     )
 

@@ -105,6 +105,7 @@ class Run:
         self.heartbeat_error: Exception | None = None
         # claimed with their attempt already marked as started (claim_due's start_first)
         self.pre_started: set[int] = set()
+        self.relay_refused_at: float | None = None  # monotonic: a 4xx at MAIL FROM, or 421
         self.limiter = None
         if config.rate_limits:
             from devmsg.limits import Limiter
@@ -394,6 +395,18 @@ class Run:
                         return Batch.HANDED_BACK
                 if transport.aborted:  # a stop abandoned it: it may have been delivered
                     failure = _abandoned(failure)
+                if failure.relay_refused and not failure.interrupted:
+                    # The relay said no for everyone: this run takes no more receivers for
+                    # it; what it holds goes back due after the backoff, with one failure
+                    # each that does not count.
+                    self.relay_refused_at = time.monotonic()
+                    if not self.persistent:
+                        self._stop.set()
+                    if started:
+                        store.start_attempt(row.id, started=False)
+                    for rest in rows[index:] + later:
+                        record.failure(rest, failure, None)
+                    return Batch.DONE
                 started = record.failure(row, failure, start_next)
                 if failure.connect_failed:
                     for rest in rows[index + 1 :]:
@@ -427,7 +440,7 @@ def _abandoned(failure):
         f"interrupted attempt: stopped by {_STOP.reason}, the SMTP exchange was abandoned "
         f"after {STOP_GRACE:g}s; it may have been delivered ({failure.error})"
     )
-    return replace(failure, error=error, permanent=False, interrupted=True)
+    return replace(failure, error=error, permanent=False, interrupted=True, counts=False)
 
 
 def _envelope(address: str) -> str:

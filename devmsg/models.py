@@ -87,6 +87,7 @@ class Receiver(BaseModel):
     status = CharField(default="not_sent", index=True)
     sent_count = IntegerField(default=0)
     failed_count = IntegerField(default=0)
+    relay_failures = IntegerField(default=0)  # failures that did not count (migration 0011)
     created_at = DateTimeField(index=True)
     sent_at = DateTimeField(null=True, index=True)
     sent_to = CharField(null=True)
@@ -124,6 +125,7 @@ class Failure(BaseModel):
     at = DateTimeField()
     error = TextField()
     traceback = TextField()
+    counts = IntegerField(default=1)  # 0: a relay failure, not counted toward resend_limit
 
     class Meta:
         table_name = "failure"

@@ -47,6 +47,7 @@ class Recorder:
         status, started = store.record_failure(
             row.id, row.failed_count, failure.error, failure.traceback, failure.permanent,
             self.policy, start_next, backoff=not failure.interrupted, recheck=self.recheck,
+            counts=failure.counts, relay_failures=row.relay_failures,
         )  # fmt: skip
         self._count(status, failure.error)
         cfg = self.config

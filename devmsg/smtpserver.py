@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,12 +42,14 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     at: float = 0.0  # time.time() when the server accepted it
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's parameters (SIZE=)
 
 
 @dataclass
 class _Rule:
     reply: str  # an SMTP reply such as "550 5.1.1 no such user", or "drop"
     times: int | None  # None: always
+    after: int = 0  # let this many through first
 
 
 @dataclass
@@ -80,7 +83,10 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         received = Received(
-            envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            bytes(envelope.original_content),
+            mail_options=list(envelope.mail_options),
         )
         for rcpt in envelope.rcpt_tos:
             reply = self.server._reply_for(f"DATA {rcpt}")
@@ -115,6 +121,8 @@ class CapturingServer:
     messages: list[Received] = field(default_factory=list)
     sessions: int = 0  # SMTP connections that reached MAIL FROM
     idle_timeout: float = 300.0  # seconds: the server closes a connection idle this long
+    size_limit: int = 33554432  # bytes: offered as SIZE (RFC 1870), checked at MAIL FROM
+    tls_context: ssl.SSLContext | None = None  # offer STARTTLS with it, and require it
     closed: int = 0  # connections that have ended
     _seen: set = field(default_factory=set)
     _rules: dict[str, _Rule] = field(default_factory=dict)
@@ -126,13 +134,16 @@ class CapturingServer:
     def start(self) -> CapturingServer:
         if not self.port:
             self.port = free_port(self.host)
-        auth = {}
+        options: dict = {}
+        if self.tls_context is not None:
+            options.update(tls_context=self.tls_context, require_starttls=True)
         if self.username:  # loopback only: AUTH without TLS is fine here
-            auth = {"authenticator": self._authenticate, "auth_require_tls": False,
-                    "auth_required": True}  # fmt: skip
+            options.update(authenticator=self._authenticate, auth_require_tls=False,
+                        auth_required=True)  # fmt: skip
         self._controller = _Controller(
             self, _Handler(self), hostname=self.host, port=self.port,
-            enable_SMTPUTF8=self.smtputf8, timeout=self.idle_timeout, **auth,
+            enable_SMTPUTF8=self.smtputf8, timeout=self.idle_timeout,
+            data_size_limit=self.size_limit, **options,
         )  # fmt: skip
         self._controller.start()
         return self
@@ -148,13 +159,14 @@ class CapturingServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def refuse(self, address: str, reply: str, times: int | None = None) -> None:
+    def refuse(self, address: str, reply: str, times: int | None = None, after: int = 0) -> None:
         """Answer RCPT TO `address` with `reply` (e.g. "451 4.3.0 try later"), or "drop" the
         connection; `times` times, or always. `address` "MAIL FROM" refuses the sender, and
         "DATA <address>" refuses the message after DATA ("drop" there: the server takes the
-        message, then the connection is lost before its reply)."""
+        message, then the connection is lost before its reply). `after`: only once that many
+        have gone through."""
         with self._lock:
-            self._rules[address.lower()] = _Rule(reply, times)
+            self._rules[address.lower()] = _Rule(reply, times, after)
 
     def hold_after(self, count: int = 0) -> None:
         """Let `count` more messages through, then hold each later one at DATA (its
@@ -203,6 +215,9 @@ class CapturingServer:
         with self._lock:
             rule = self._rules.get(address.lower())
             if rule is None:
+                return None
+            if rule.after > 0:
+                rule.after -= 1
                 return None
             if rule.times is not None:
                 rule.times -= 1

@@ -21,10 +21,16 @@ from devmsg.config import SmtpConfig
 class DeliveryFailure(Exception):
     """Why one receiver was not delivered.
 
-    Permanent: a 5xx reply at RCPT or DATA (about this recipient or this message), or a
-    non-ASCII address the server cannot take. Everything else is temporary: 4xx replies,
-    refused connections, timeouts, disconnects, TLS trouble, and any reply at connect, HELO,
-    AUTH or MAIL FROM (a server or configuration problem, fixed once for all receivers)."""
+    Permanent: a 5xx reply at RCPT or DATA (about this recipient or this message; but 552 at
+    RCPT, or 5.2.2 "mailbox full", is temporary), a message over the size the server
+    declared, or a non-ASCII address the server cannot take. Everything else is temporary.
+
+    A failure that says nothing about the receiver does not `count` toward resend_limit:
+    no connection (refused, reset, timed out, TLS, a refusal at the greeting, EHLO,
+    STARTTLS or AUTH), a 4xx at MAIL FROM, a connection lost before RCPT TO, an attempt a
+    stop abandoned. Only the replies at RCPT TO and after DATA count. `relay_refused`: the
+    relay said no for everyone (a 4xx at MAIL FROM, or 421): a run stops taking receivers
+    for it."""
 
     error: str  # one line, for tables
     traceback: str  # the full traceback, for `devmsg show`
@@ -32,9 +38,23 @@ class DeliveryFailure(Exception):
     connect_failed: bool = False  # no connection could be opened: the rest of a batch too
     interrupted: bool = False  # abandoned by a stop: says nothing about the server
     refusal: tuple[str, int, str] | None = None  # (stage, code, reply text) of a refusal
+    counts: bool = True  # toward resend_limit: what the server said about this receiver
+    relay_refused: bool = False
 
     def __str__(self) -> str:
         return self.error
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL):
+    """SMTP over TLS from the start, checking the certificate for `server_name`."""
+
+    def __init__(self, *args, server_name: str, **kwargs) -> None:
+        self._server_name = server_name
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        return self.context.wrap_socket(sock, server_hostname=self._server_name)
 
 
 class SMTPRefused(smtplib.SMTPResponseException):
@@ -93,16 +113,21 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
+        # Certificates are always verified: against the system's CAs, or `ca_file` (a
+        # private CA, or the relay's self-signed certificate), for `tls_server_name` when
+        # `host` is an address the certificate does not name.
+        context = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
+        name = cfg.tls_server_name or cfg.host
         if cfg.security == "ssl":
-            conn = smtplib.SMTP_SSL(
-                cfg.host, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context()
-            )
+            conn = _SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context,
+                             server_name=name)  # fmt: skip
         else:
             conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
         try:
             conn.ehlo_or_helo_if_needed()
             if cfg.security == "starttls":
-                conn.starttls(context=ssl.create_default_context())
+                conn._host = name  # smtplib checks the certificate against this name
+                conn.starttls(context=context)
                 conn.ehlo()
             if cfg.username:
                 conn.login(cfg.username, cfg.password)
@@ -158,6 +183,8 @@ class SmtpTransport:
             if not conn.has_extn("smtputf8"):
                 raise NoSMTPUTF8(f"the server does not offer SMTPUTF8, needed for {recipient}")
             options.append("SMTPUTF8")
+        if conn.has_extn("size"):  # RFC 1870: a message over its limit is refused at MAIL
+            options.append(f"SIZE={len(data)}")
         stage = "MAIL"  # a check's reply counts as MAIL's: nothing was accepted yet
         try:
             if conn.has_extn("pipelining"):
@@ -197,8 +224,8 @@ class SmtpTransport:
         two round trips a message instead of four. The failure classes stay those of the
         lockstep exchange: each reply is judged at its own stage. A disconnect is raised
         with the stage whose reply was being read (set on the exception)."""
-        if options:
-            conn.command_encoding = "utf-8"  # SMTPUTF8, as smtplib's mail() does
+        if "SMTPUTF8" in options:
+            conn.command_encoding = "utf-8"  # as smtplib's mail() does
         extra = " " + " ".join(options) if options else ""
         commands = (
             ("RSET\r\n" if check else "") + f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
@@ -253,9 +280,19 @@ class SmtpTransport:
             tb = tb.replace(password, "***")
             error = error.replace(password, "***")
         refusal = None
+        stage, code = getattr(exc, "stage", None), getattr(exc, "smtp_code", 0)
         if isinstance(exc, SMTPRefused):
             refusal = (exc.stage, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
-        return DeliveryFailure(error, tb, permanent, connect_failed, refusal=refusal)
+        relay_refused = (stage == "MAIL" and 400 <= code < 500) or code == 421
+        counts = not (
+            connect_failed
+            or relay_refused
+            or (isinstance(exc, smtplib.SMTPServerDisconnected) and stage in (None, "MAIL"))
+        )
+        return DeliveryFailure(
+            error, tb, permanent, connect_failed, refusal=refusal, counts=counts,
+            relay_refused=relay_refused,
+        )  # fmt: skip
 
 
 _ENHANCED = re.compile(r"^\d{3}[ -]?(\d)\.(\d{1,3})\.(\d{1,3})\b")
@@ -274,6 +311,12 @@ def mailbox_is_gone(failure: DeliveryFailure) -> bool:
     return match[2] == "1" or (match[2], match[3]) == ("2", "1")
 
 
+def _status(reply: str) -> tuple[str, str, str] | None:
+    """The enhanced status code (RFC 3463) of a reply, as (class, subject, detail)."""
+    match = _ENHANCED.match(reply)
+    return None if match is None else (match[1], match[2], match[3])
+
+
 def _reply(code: int, resp: bytes | str) -> str:
     text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
     return f"{code} {' '.join(text.split())}"
@@ -284,8 +327,14 @@ def _describe(exc: Exception, cfg: SmtpConfig) -> tuple[str, bool]:
     server = f"{cfg.host}:{cfg.port}"
     if isinstance(exc, SMTPRefused):
         what = {"MAIL": "sender refused", "RCPT": "recipient refused", "DATA": "message refused"}
-        permanent = exc.stage in ("RCPT", "DATA") and exc.smtp_code >= 500
-        reply = _reply(exc.smtp_code, exc.smtp_error)
+        code, reply = exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error)
+        if exc.stage == "MAIL" and code == 552:  # over the SIZE it declared: never fits
+            return f"message refused: {reply}", True
+        permanent = exc.stage in ("RCPT", "DATA") and code >= 500
+        # RFC 5321: 552 at RCPT is temporary (too many recipients); servers use 5.2.2
+        # (mailbox full) for a condition that passes.
+        if code == 552 and (exc.stage == "RCPT" or _status(reply) == ("5", "2", "2")):
+            permanent = False
         return f"{what[exc.stage]}: {reply}", permanent
     if isinstance(exc, NoSMTPUTF8):
         return str(exc), True
@@ -305,6 +354,8 @@ def _describe(exc: Exception, cfg: SmtpConfig) -> tuple[str, bool]:
         return f"{server}: connection refused", False
     if isinstance(exc, socket.timeout | TimeoutError):
         return f"{server}: timed out after {cfg.timeout:g}s", False
+    if isinstance(exc, ssl.SSLCertVerificationError):  # what was wrong, for the operator
+        return f"{server}: TLS error: certificate verify failed: {exc.verify_message}", False
     if isinstance(exc, ssl.SSLError):
         return f"{server}: TLS error: {exc.reason or exc}", False
     if isinstance(exc, socket.gaierror):

@@ -154,6 +154,8 @@ def receiver_detail(row: dict, tz: ZoneInfo):
         parts.append(Text("No failures.", style="dim"))
     for number, failure in enumerate(failures, start=1):
         title = f"Failure {number} of {len(failures)} at {local_long(failure['at'], tz)}"
+        if not failure.get("counts", True):
+            title += " (the relay's: not counted toward resend_limit)"
         parts.append(
             Panel(
                 Group(
@@ -198,6 +200,12 @@ def stats_view(data: dict, tz: ZoneInfo):
         f"Sending is {'paused' if data['paused'] else 'not paused'}",
         "Last attempt: " + (local_long(data["last_attempt_at"], tz) or "never"),
     ]
+    relay = data.get("relay")
+    if relay is not None and not relay["up"]:
+        since = local_long(relay["last_failure_at"], tz)
+        lines.append(f"Relay: down since {since}: {relay['last_failure']}")
+    elif relay is not None and relay["last_failure_at"] is not None:
+        lines.append(f"Relay: up (last failure {local_long(relay['last_failure_at'], tz)})")
     workers = data.get("workers", [])
     live = sum(1 for w in workers if w["live"])
     lines.append(

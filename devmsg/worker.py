@@ -258,6 +258,8 @@ class Worker:
             shared = run.pool.returned()
             if shared:
                 return shared
+            if self._relay_refusing(run):
+                continue
             if store.paused() is None:
                 now = dt.datetime.now(dt.UTC)
                 ids = store.claim_due(
@@ -290,6 +292,20 @@ class Worker:
                     if self._wakes:
                         self._wakes -= 1
         return []
+
+    def _relay_refusing(self, run: Run) -> bool:
+        """After the relay said no for everyone (a 4xx at MAIL FROM, or 421), take nothing
+        for the backoff: wait it out (or a stop). Whether it waited."""
+        refused = run.relay_refused_at
+        if refused is None:
+            return False
+        left = refused + self.config.retry_backoff.total_seconds() - time.monotonic()
+        if left <= 0:
+            run.relay_refused_at = None
+            return False
+        with self._cond:
+            self._cond.wait_for(run.stopping, timeout=left)
+        return True
 
     def _share(self, ids: list[int]) -> list[int]:
         """Spread a claimed batch over the idle connections (a small burst goes out in

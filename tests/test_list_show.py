@@ -135,7 +135,7 @@ def test_show_json_has_everything(cli, smtp):
     assert shown["metadata"] == {"k": 1}
     assert (shown["status"], shown["sent_count"], shown["failed_count"]) == ("sent", 1, 1)
     [failure] = shown["failures"]
-    assert list(failure) == ["at", "error", "traceback"]
+    assert list(failure) == ["at", "error", "traceback", "counts"]
     assert failure["error"] == "recipient refused: 451 4.3.0 try later"
 
 

@@ -21,6 +21,10 @@ _METRICS = (  # name, help, key in the stats
 )  # fmt: skip
 
 
+def _stamp(when) -> str:
+    return "0" if when is None else f"{when.timestamp():.3f}"
+
+
 def _label(text: str) -> str:
     """A label value, escaped as the exposition format asks."""
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -48,6 +52,20 @@ def prometheus_text(data: dict) -> str:
         "# HELP devmsg_last_attempt_timestamp_seconds When the last delivery attempt was made.",
         "# TYPE devmsg_last_attempt_timestamp_seconds gauge",
         f"devmsg_last_attempt_timestamp_seconds {0 if last is None else last.timestamp():.3f}",
+    ]
+    relay = data.get("relay", {})
+    success, failure = relay.get("last_success_at"), relay.get("last_failure_at")
+    out += [
+        "# HELP devmsg_relay_up 1 if the relay took the last attempt's connection and sender.",
+        "# TYPE devmsg_relay_up gauge",
+        f"devmsg_relay_up {int(relay.get('up', True))}",
+        "# HELP devmsg_relay_last_success_timestamp_seconds When the relay last accepted mail.",
+        "# TYPE devmsg_relay_last_success_timestamp_seconds gauge",
+        f"devmsg_relay_last_success_timestamp_seconds {_stamp(success)}",
+        "# HELP devmsg_relay_last_failure_timestamp_seconds The last relay failure (no "
+        "connection, or a refusal at MAIL FROM).",
+        "# TYPE devmsg_relay_last_failure_timestamp_seconds gauge",
+        f"devmsg_relay_last_failure_timestamp_seconds {_stamp(failure)}",
     ]
     workers = data.get("workers", [])
     out += [

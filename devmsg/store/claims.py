@@ -45,6 +45,7 @@ class Outgoing:
     address: str
     mime: bytes
     failed_count: int
+    relay_failures: int = 0
 
 
 INTERRUPTED = "interrupted attempt: the sender stopped mid-delivery; it may have been delivered"
@@ -59,8 +60,8 @@ def existing_ids(ids: list[int]) -> set[int]:
 
 def recover_expired(policy: Policy) -> int:
     """Claims whose lease ran out: an attempt that had started is recorded as interrupted
-    (a failure that counts toward resend_limit, but due again at once: it says nothing about
-    the mail server, so it gets no backoff); every such claim is released. Messages left
+    (a failure that does not count toward resend_limit, due again at once: it says nothing
+    about the receiver nor the mail server); every such claim is released. Messages left
     `storing` by a dead sender are removed. Returns how many receivers were released.
     Leases are compared on the lease clock; the failure is timed on this process's."""
     now, lease_now_ = utcnow(), to_db(lease_now())
@@ -68,22 +69,24 @@ def recover_expired(policy: Policy) -> int:
         query = _for_update(
             Receiver.select(
                 Receiver.id, Receiver.attempt_started_at, Receiver.failed_count,
-                Receiver.claimed_by,
+                Receiver.claimed_by, Receiver.relay_failures,
             )
             .where(_claimed() & (Receiver.lease_until < lease_now_))
             .tuples()
         )  # fmt: skip
         expired = list(query.iterator())  # tuples, not cached model objects
-        for rid, started, failed_count, owner in expired:
+        for rid, started, failed_count, owner, relay_failures in expired:
             if started is not None:
                 how = (
                     f"No traceback: {owner} started the SMTP exchange at {started} UTC and "
                     "stopped (killed or crashed) before recording how it ended; its claim "
                     "expired and this run recovered it."
                 )
+                # It says nothing about the receiver: it does not count a stop or a crash.
                 _record_failure(
-                    rid, failed_count, INTERRUPTED, how, False, policy, now, backoff=False
-                )
+                    rid, failed_count, INTERRUPTED, how, False, policy, now, backoff=False,
+                    counts=False, relay_failures=relay_failures,
+                )  # fmt: skip
         for batch in chunked([row[0] for row in expired], INSERT_CHUNK):
             Receiver.update(claimed_by=None, lease_until=None, attempt_started_at=None).where(
                 Receiver.id.in_(batch)
@@ -279,14 +282,14 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
     query = (
         Receiver.select(
             Receiver.id, Receiver.envelope_to, Receiver.address, Content.email,
-            Receiver.failed_count,
+            Receiver.failed_count, Receiver.relay_failures,
         )
         .join(Content)
         .where(Receiver.id.in_(ids))
         .tuples()
     )  # fmt: skip
     rows = {row[0]: row for row in query}
-    return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4])
+    return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4], r[5])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
 
 

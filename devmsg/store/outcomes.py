@@ -29,9 +29,18 @@ _SQL = {
         "UPDATE receiver SET status = ?, failed_count = failed_count + 1, next_attempt_at = ?,"
         " claimed_by = NULL, lease_until = NULL, attempt_started_at = NULL WHERE id = ?"
     ),
-    "failure": "INSERT INTO failure (receiver_id, at, error, traceback) VALUES (?, ?, ?, ?)",
+    # A failure that says nothing about the receiver (the relay's): it does not count.
+    "relay": (
+        "UPDATE receiver SET status = 'failed', relay_failures = relay_failures + 1,"
+        " next_attempt_at = ?, claimed_by = NULL, lease_until = NULL, attempt_started_at = NULL"
+        " WHERE id = ?"
+    ),
+    "failure": (
+        "INSERT INTO failure (receiver_id, at, error, traceback, counts) VALUES (?, ?, ?, ?, ?)"
+    ),
 }
 _SQL["failed_due"] = _SQL["failed"] + f" AND {_DELIVERABLE}"
+_SQL["relay_due"] = _SQL["relay"] + f" AND {_DELIVERABLE}"
 
 
 VANISHED = "vanished"  # an outcome for a receiver deleted, held or cancelled meanwhile
@@ -90,15 +99,19 @@ def record_failure(
     start_next: int | None = None,
     backoff: bool = True,
     recheck: bool = False,
+    counts: bool = True,
+    relay_failures: int = 0,
 ) -> tuple[str, bool]:
     """Append the failure and count it: `error` at once when permanent, or when
     failed_count > resend_limit; else `failed` until the backoff has passed (or due at
-    once, without `backoff`). (status, whether the next started)."""
+    once, without `backoff`). A failure that does not `count` (the relay's) leaves the
+    receiver `failed`, due after its own backoff. (status, whether the next started)."""
     now = utcnow()
     with writing():
         status = _record_failure(
-            receiver_id, failed_count, error, traceback, permanent, policy, now, backoff, recheck
-        )
+            receiver_id, failed_count, error, traceback, permanent, policy, now, backoff,
+            recheck, counts, relay_failures,
+        )  # fmt: skip
         if status == "failed":
             announce()  # due again later: every worker's timer counts it
         return status, _start(start_next, now, recheck)
@@ -114,10 +127,18 @@ def _record_failure(
     now,
     backoff: bool = True,
     recheck: bool = False,
+    counts: bool = True,
+    relay_failures: int = 0,
 ) -> str:
     """The failure entry and the new status. Without `backoff` (an interrupted attempt,
     which says nothing about the server) the receiver is due again at once. With
     `recheck`, a receiver an operator held or cancelled meanwhile is left as it is."""
+    if not counts:
+        next_at = policy.next_attempt(relay_failures + 1, now) if backoff else now
+        if not _execute("relay_due" if recheck else "relay", next_at, receiver_id):
+            return VANISHED
+        _execute("failure", receiver_id, now, error, traceback, 0)
+        return "failed"
     failures = failed_count + 1
     if permanent or failures > policy.resend_limit:
         status, next_at = "error", None
@@ -125,5 +146,5 @@ def _record_failure(
         status, next_at = "failed", policy.next_attempt(failures, now) if backoff else now
     if not _execute("failed_due" if recheck else "failed", status, next_at, receiver_id):
         return VANISHED  # deleted (a purge), held or cancelled under the sender: no record
-    _execute("failure", receiver_id, now, error, traceback)
+    _execute("failure", receiver_id, now, error, traceback, 1)
     return status

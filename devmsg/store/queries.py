@@ -158,8 +158,13 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
         body_text=text,
         body_html=html,
         failures=[
-            {"at": from_db(f["at"]), "error": f["error"], "traceback": f["traceback"]}
-            for f in Failure.select(Failure.at, Failure.error, Failure.traceback)
+            {
+                "at": from_db(f["at"]),
+                "error": f["error"],
+                "traceback": f["traceback"],
+                "counts": bool(f["counts"]),
+            }  # fmt: skip
+            for f in Failure.select(Failure.at, Failure.error, Failure.traceback, Failure.counts)
             .where(Failure.receiver == receiver_id)
             .order_by(Failure.id)
             .dicts()

@@ -41,14 +41,28 @@ def stats(policy: Policy, by_type: bool = False, lease: dt.timedelta | None = No
             .count()
         )
     result["paused"] = paused() is not None
-    last = [
-        Receiver.select(fn.MAX(Receiver.sent_at)).scalar(),
-        Failure.select(fn.MAX(Failure.at)).scalar(),
-    ]
+    sent_at = Receiver.select(fn.MAX(Receiver.sent_at)).scalar()
+    last = [sent_at, Failure.select(fn.MAX(Failure.at)).scalar()]
     last = [_naive(t) for t in last if t is not None]
     result["last_attempt_at"] = from_db(max(last)) if last else None
+    result["relay"] = _relay(None if sent_at is None else from_db(_naive(sent_at)))
     result["workers"] = list_workers(lease or dt.timedelta(minutes=5))
     return result
+
+
+def _relay(last_success: dt.datetime | None) -> dict:
+    """Is the relay up: the last failure that said nothing about a receiver (no connection,
+    a refusal at MAIL FROM) against the last success. Up until the first such failure."""
+    failure = (
+        Failure.select(Failure.at, Failure.error)
+        .where(Failure.counts == 0)
+        .order_by(Failure.id.desc())
+        .first()
+    )
+    failed_at = None if failure is None else from_db(_naive(failure.at))
+    up = failed_at is None or (last_success is not None and last_success >= failed_at)
+    return {"up": up, "last_success_at": last_success, "last_failure_at": failed_at,
+            "last_failure": None if failure is None else failure.error}  # fmt: skip
 
 
 def _per_status(live, by_type: bool) -> dict:
