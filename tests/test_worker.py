@@ -355,3 +355,20 @@ def test_the_workers_limiter_waits_where_a_one_shot_run_defers(home, config_path
         assert later.defer and not later.wait
         paced = worker.admit(["z@example.com"], worker.holder())
         assert paced.wait == [0] and not paced.defer and 0 < paced.pause <= 1.0
+
+
+def test_a_relay_refusing_the_sender_makes_the_worker_wait_out_the_backoff(home, cli, workers):
+    with CapturingServer() as server:
+        write_project(home, server.port, extra='retry_backoff = "2s"\n',
+                      smtp_extra="connections = 1\n")  # fmt: skip
+        server.refuse("MAIL FROM", "450 4.7.1 Error: too much mail from 127.0.0.1", times=1)
+        worker = workers(home)
+        queue_one(cli, "ola@example.com")
+        batch = worker.wait_for("batch")
+        assert (batch["claimed"], batch["failed"]) == (1, 1)
+        server.wait_until(lambda s: len(s.messages) == 1)  # after the backoff, by itself
+        refused_at = sql("select at from failure")[0][0]
+        retried = dt.datetime.fromtimestamp(server.messages[0].at, dt.UTC).replace(tzinfo=None)
+        assert retried >= _naive(refused_at) + dt.timedelta(seconds=2 * 0.8)
+        assert worker.stop() == 0
+    assert sql("select status, failed_count, relay_failures from receiver") == [("sent", 0, 1)]
