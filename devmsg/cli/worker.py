@@ -26,7 +26,7 @@ def worker(
     connections: Annotated[
         int | None,
         typer.Option(
-            "--connections", metavar="N", help="SMTP connections (default: [smtp] connections)."
+            "--connections", metavar="N", help="SMTP connections (default: smtp.connections)."
         ),
     ] = None,
     type: Annotated[
