@@ -28,6 +28,7 @@ from devmsg import sdnotify, store
 from devmsg.config import Config
 from devmsg.delivery import DUE_BATCH, Batch, Run, new_owner
 from devmsg.errors import DevmsgError, Interrupted
+from devmsg.operating import store_errors
 from devmsg.pool import ConnectionPool
 from devmsg.report import DeliveryReport
 from devmsg.stopping import _STOP
@@ -85,8 +86,10 @@ class Worker:
 
     # -- the worker's life -------------------------------------------------------------------
 
+    @store_errors
     def run(self) -> DeliveryReport:
-        """Deliver until stopped (a polite stop: `request_stop`); the totals."""
+        """Deliver until stopped (a polite stop: `request_stop`); the totals. A store that
+        goes away ends it with one StoreError (systemd's Restart= starts it again)."""
         self.waker = open_waker(self.config)  # listening before the first look
         pool = ConnectionPool(self.config.smtp, keep=True)
         try:

@@ -372,3 +372,24 @@ def test_a_relay_refusing_the_sender_makes_the_worker_wait_out_the_backoff(home,
         assert retried >= _naive(refused_at) + dt.timedelta(seconds=2 * 0.8)
         assert worker.stop() == 0
     assert sql("select status, failed_count, relay_failures from receiver") == [("sent", 0, 1)]
+
+
+@pytest.mark.postgres_only
+def test_a_store_that_goes_away_ends_the_worker_with_one_line(home, smtp, cli, workers):
+    import psycopg
+    from conftest import PG_ADMIN, STORE
+
+    worker = workers(home)
+    worker.wait_for("idle")
+    name = STORE["url"].rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:  # as a restart of PostgreSQL
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s", (name,))  # fmt: skip
+    queue_one(cli, "ola@example.com")  # a NOTIFY the worker cannot take any more
+    assert worker.proc.wait(60) == 1
+    errors = [line for line in worker.lines if not line.startswith("{")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {STORE['url']}: ")
+    # Nothing was lost: the next worker (systemd's Restart=on-failure) delivers it.
+    again = workers(home)
+    smtp.wait_until(lambda s: s.recipients() == ["ola@example.com"])
+    assert again.stop() == 0
