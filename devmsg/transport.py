@@ -113,11 +113,14 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
-        # Certificates are always verified: against the system's CAs, or `ca_file` (a
-        # private CA, or the relay's self-signed certificate), for `tls_server_name` when
-        # `host` is an address the certificate does not name.
-        context = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
-        name = cfg.tls_server_name or cfg.host
+        if cfg.security != "none":
+            # Certificates are always verified: against the system's CAs, or `ca_file` (a
+            # private CA, or the relay's self-signed certificate), for `tls_server_name`
+            # when `host` is an address the certificate does not name. Made only for TLS:
+            # loading the system's CAs takes tens of milliseconds a connection.
+            cafile = str(cfg.ca_file) if cfg.ca_file else None
+            context = ssl.create_default_context(cafile=cafile)
+            name = cfg.tls_server_name or cfg.host
         if cfg.security == "ssl":
             conn = _SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context,
                              server_name=name)  # fmt: skip
@@ -305,10 +308,10 @@ def mailbox_is_gone(failure: DeliveryFailure) -> bool:
     if failure.refusal is None:
         return False
     stage, code, reply = failure.refusal
-    match = _ENHANCED.match(reply)
-    if stage != "RCPT" or not 500 <= code < 600 or match is None or match[1] != "5":
+    status = _status(reply)
+    if stage != "RCPT" or not 500 <= code < 600 or status is None or status[0] != "5":
         return False
-    return match[2] == "1" or (match[2], match[3]) == ("2", "1")
+    return status[1] == "1" or status[1:] == ("2", "1")
 
 
 def _status(reply: str) -> tuple[str, str, str] | None:
@@ -333,7 +336,7 @@ def _describe(exc: Exception, cfg: SmtpConfig) -> tuple[str, bool]:
         permanent = exc.stage in ("RCPT", "DATA") and code >= 500
         # RFC 5321: 552 at RCPT is temporary (too many recipients); servers use 5.2.2
         # (mailbox full) for a condition that passes.
-        if code == 552 and (exc.stage == "RCPT" or _status(reply) == ("5", "2", "2")):
+        if (code == 552 and exc.stage == "RCPT") or _status(reply) == ("5", "2", "2"):
             permanent = False
         return f"{what[exc.stage]}: {reply}", permanent
     if isinstance(exc, NoSMTPUTF8):
