@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from devmsg import store
 from devmsg.config import Config
-from devmsg.errors import Interrupted, StoreError
+from devmsg.errors import Interrupted
 from devmsg.pool import ConnectionPool
 from devmsg.recorder import Progress, Recorder
 from devmsg.report import DeliveryReport
@@ -224,10 +224,10 @@ class Run:
             heartbeat.join()
             store.release_claims(self.owner)
         if self.heartbeat_error is not None:
-            text = " ".join(str(self.heartbeat_error).split()) or type(self.heartbeat_error)
-            raise StoreError(
-                f"renewing this run's claims failed, so it stopped taking receivers: {text}"
-            )
+            from devmsg.db import store_error
+
+            cfg, why = self.config, "renewing this run's claims failed, so it stopped: "
+            raise store_error(cfg.store_name, cfg.busy_timeout, self.heartbeat_error, why)
         if _STOP.event.is_set():
             report = self.report
             left = max(self.total - report.attempted - report.deferred - report.suppressed, 0)
@@ -402,8 +402,6 @@ class Run:
                     self.relay_refused_at = time.monotonic()
                     if not self.persistent:
                         self._stop.set()
-                    if started:
-                        store.start_attempt(row.id, started=False)
                     for rest in rows[index:] + later:
                         record.failure(rest, failure, None)
                     return Batch.DONE

@@ -7,6 +7,11 @@ import os
 import socket
 
 
+def enabled() -> bool:
+    """Whether a service manager listens ($NOTIFY_SOCKET is set)."""
+    return os.environ.get("NOTIFY_SOCKET", "")[:1] in ("/", "@")
+
+
 def notify(*states: str) -> bool:
     """Send `READY=1`, `STATUS=...`, `WATCHDOG=1` or `STOPPING=1`; whether it was sent."""
     address = os.environ.get("NOTIFY_SOCKET", "")

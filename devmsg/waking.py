@@ -131,7 +131,6 @@ class PostgresWaker(Waker):
         super().__init__()
         self.url, self.params = url, params
         self._conn = None
-        self.lost: str | None = None  # why LISTEN is not possible right now
         self._listen()
 
     def _listen(self) -> None:
@@ -142,10 +141,8 @@ class PostgresWaker(Waker):
         try:
             self._conn = psycopg.connect(self.url, autocommit=True, **self.params)
             self._conn.execute(f"LISTEN {DUE_CHANNEL}")
-            self.lost = None
-        except psycopg.Error as exc:
-            self._close_conn()
-            self.lost = " ".join(str(exc).split()) or type(exc).__name__
+        except psycopg.Error:
+            self._close_conn()  # the store is away: the worker's own queries say so
 
     def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
@@ -170,8 +167,7 @@ class PostgresWaker(Waker):
                     notified = True
                 if notified:
                     return COMMIT
-            except Exception as exc:  # the connection broke: LISTEN again on the next wait
-                self.lost = " ".join(str(exc).split()) or type(exc).__name__
+            except Exception:  # the connection broke: LISTEN again on the next wait
                 self._close_conn()
         return POKE if self._read in ready else TIMEOUT
 

@@ -234,6 +234,8 @@ class Worker:
 
     def _status(self, state: str, extra: str = "") -> None:
         self._state = state
+        if not sdnotify.enabled():
+            return
         if state == "idle":
             due = store.count_due(self._run.policy, dt.datetime.now(dt.UTC), self.type)
             extra = f", {due} due"
@@ -311,14 +313,16 @@ class Worker:
         return True
 
     def _share(self, ids: list[int]) -> list[int]:
-        """Spread a claimed batch over the idle connections (a small burst goes out in
-        parallel, with no extra query); a full batch wakes another sender, for there may be
-        more. The part this sender keeps."""
-        with self._cond:
-            helpers = min(len(self._idle) - self._wakes, len(ids) - 1)
+        """A full batch means a backlog: it stays whole, and another sender is woken to claim
+        its own. A smaller one is all that is due: it is spread over the connections (out
+        in parallel, with no extra query), its other parts left where the next sender to
+        look takes them, an idle one woken now or a busy one after its batch. The part this
+        sender keeps."""
+        if len(ids) == DUE_BATCH:
+            self._wake()
+            return ids
+        helpers = min(self.config.smtp.connections - 1, len(ids) - 1)
         if helpers <= 0:
-            if len(ids) == DUE_BATCH:
-                self._wake()
             return ids
         size = -(-len(ids) // (helpers + 1))
         parts = [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -38,6 +38,7 @@ def show(cli, rid=1):
         ("MAIL FROM", "421 4.3.2 shutting down", "failed", "sender refused: 421 4.3.2 shutting down"),
         ("MAIL FROM", "451 4.3.0 try later", "failed", "sender refused: 451 4.3.0 try later"),
         ("a@example.com", "552 5.2.2 mailbox full", "failed", "recipient refused: 552 5.2.2 mailbox full"),
+        ("DATA a@example.com", "550 5.2.2 over quota", "failed", "message refused: 550 5.2.2 over quota"),
     ],
 )  # fmt: skip
 def test_reply_classes(cli, smtp, rule, reply, status, error):

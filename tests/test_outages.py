@@ -86,6 +86,8 @@ def test_a_relay_that_refuses_the_sender_stops_the_run_within_one_batch(home):
     assert sql("select count(*) from failure") == [(5,)]
     due = sql("select min(next_attempt_at) from receiver where status = 'failed'")[0][0]
     assert due is not None  # back due after the backoff, not at once
+    refused = sql("select max(at) from failure")[0][0]
+    assert str(due) > str(refused)
 
 
 def test_552_mailbox_full_at_rcpt_is_temporary_and_never_suppressed(home):

@@ -186,6 +186,27 @@ def _deliver(label: str, work):
     to stop: it finishes or abandons the exchange in flight, records it, releases every
     claim, and `Interrupted` becomes one line and exit 143 or 130. A second signal ends the
     process at once; the leases then cover what it held."""
+    import signal
+    import threading
+
+    from devmsg import delivery
+
+    if threading.current_thread() is not threading.main_thread():
+        return _with_progress(label, work)  # signals reach the main thread only
+    on_signal = polite_stop_handler()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _with_progress(label, work)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        delivery.clear_stop()
+
+
+def polite_stop_handler(exit_code: int | None = None, then=None):
+    """A SIGTERM/SIGINT handler: the first signal asks every delivery run in the process to
+    stop politely (the command then exits `exit_code`, else 128 + the signal), and calls
+    `then`; a second ends the process at once (the leases cover what it held)."""
     import os
     import signal
 
@@ -197,19 +218,11 @@ def _deliver(label: str, work):
             os.write(2, f"Error: second {name}: stopped at once; what it held is retried "
                         "when its lease runs out\n".encode())  # fmt: skip
             os._exit(128 + signum)
-        delivery.request_stop(name, 128 + signum)
+        delivery.request_stop(name, 128 + signum if exit_code is None else exit_code)
+        if then is not None:
+            then()
 
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return _with_progress(label, work)  # signals reach the main thread only
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return _with_progress(label, work)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        delivery.clear_stop()
+    return on_signal
 
 
 def _summary(report, what: str) -> str:

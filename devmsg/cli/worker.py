@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import _outbox, app
+from devmsg.cli.base import _outbox, app, polite_stop_handler
 from devmsg.errors import InputError
 
 LOG_FORMATS = ("text", "json")
@@ -60,17 +59,7 @@ def worker(
 
 
 def _handle_signals(the_worker) -> None:
-    from devmsg import delivery
-
-    def stop(signum, frame):
-        name = signal.Signals(signum).name
-        if delivery.stop_requested():
-            os.write(2, f"second {name}: stopped at once; what it held is retried when its "
-                        "lease runs out\n".encode())  # fmt: skip
-            os._exit(128 + signum)
-        delivery.request_stop(name, 0)
-        the_worker.poke()
-
+    stop = polite_stop_handler(exit_code=0, then=the_worker.poke)  # a normal way to stop
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, lambda signum, frame: the_worker.request_reload())

@@ -28,6 +28,14 @@ def from_db(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+def naive(value) -> dt.datetime:
+    """A stored time as naive UTC: SQLite hands back text where an aggregate (MIN, MAX)
+    hides the column's type."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None)
+
+
 # --- transactions ---------------------------------------------------------------------------
 
 

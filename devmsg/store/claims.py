@@ -18,6 +18,7 @@ from devmsg.store.base import (
     announce,
     from_db,
     lease_now,
+    naive,
     to_db,
     utcnow,
     writing,
@@ -216,7 +217,7 @@ def next_due_at(policy: Policy, after: dt.datetime, type: str | None = None):
         .where(_deliverable(policy, type) & (Receiver.next_attempt_at > to_db(after)))
         .scalar()
     )
-    return _aware(first)
+    return None if first is None else from_db(naive(first))
 
 
 def next_lease_end(owner: str):
@@ -227,7 +228,7 @@ def next_lease_end(owner: str):
         .where(_claimed() & (Receiver.claimed_by != owner))
         .scalar()
     )
-    return _aware(first)
+    return None if first is None else from_db(naive(first))
 
 
 def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int, str]:
@@ -291,13 +292,6 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
     rows = {row[0]: row for row in query}
     return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4], r[5])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
-
-
-def _aware(value) -> dt.datetime | None:
-    """An aggregate's datetime (SQLite hands back text where it hides the column's type)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return from_db(value)
 
 
 def expire_due(policy: Policy, now: dt.datetime) -> int:

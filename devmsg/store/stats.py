@@ -11,7 +11,7 @@ import datetime as dt
 from peewee import fn
 
 from devmsg.models import STATUSES, UNSENT, Failure, Message, Receiver
-from devmsg.store.base import from_db, lease_now, to_db, utcnow
+from devmsg.store.base import from_db, lease_now, naive, to_db, utcnow
 from devmsg.store.claims import _claimed, count_due
 from devmsg.store.control import paused
 from devmsg.store.policy import Policy
@@ -28,7 +28,7 @@ def stats(policy: Policy, by_type: bool = False, lease: dt.timedelta | None = No
     oldest = Receiver.select(fn.MIN(Receiver.created_at)).where(Receiver.status.in_(UNSENT))
     oldest_at = oldest.scalar()
     result["oldest_unsent_age_seconds"] = (
-        None if oldest_at is None else round((now - _naive(oldest_at)).total_seconds(), 3)
+        None if oldest_at is None else round((now - naive(oldest_at)).total_seconds(), 3)
     )
     for name, window in WINDOWS.items():
         since = now - window
@@ -43,9 +43,9 @@ def stats(policy: Policy, by_type: bool = False, lease: dt.timedelta | None = No
     result["paused"] = paused() is not None
     sent_at = Receiver.select(fn.MAX(Receiver.sent_at)).scalar()
     last = [sent_at, Failure.select(fn.MAX(Failure.at)).scalar()]
-    last = [_naive(t) for t in last if t is not None]
+    last = [naive(t) for t in last if t is not None]
     result["last_attempt_at"] = from_db(max(last)) if last else None
-    result["relay"] = _relay(None if sent_at is None else from_db(_naive(sent_at)))
+    result["relay"] = _relay(None if sent_at is None else from_db(naive(sent_at)))
     result["workers"] = list_workers(lease or dt.timedelta(minutes=5))
     return result
 
@@ -59,7 +59,7 @@ def _relay(last_success: dt.datetime | None) -> dict:
         .order_by(Failure.id.desc())
         .first()
     )
-    failed_at = None if failure is None else from_db(_naive(failure.at))
+    failed_at = None if failure is None else from_db(naive(failure.at))
     up = failed_at is None or (last_success is not None and last_success >= failed_at)
     return {"up": up, "last_success_at": last_success, "last_failure_at": failed_at,
             "last_failure": None if failure is None else failure.error}  # fmt: skip
@@ -100,10 +100,3 @@ def _per_status(live, by_type: bool) -> dict:
 
 def _empty() -> dict:
     return {**dict.fromkeys(STATUSES, 0), "sending": 0}
-
-
-def _naive(value) -> dt.datetime:
-    """SQLite hands back text where an aggregate hides the column's type."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=None)
