@@ -42,6 +42,22 @@ class SmtpConfig:
         return os.environ.get(ENV_SMTP_PASSWORD, "")
 
 
+ENV_IMAP_PASSWORD = "DEVMSG_IMAP_PASSWORD"
+
+
+@dataclass(frozen=True)
+class BouncesConfig:
+    return_path: str = ""  # bounces+{token}@example.org: VERP; empty: the sender's address
+    max_size: int = 10 * 1024 * 1024  # bytes: a bigger bounce is not read
+    imap_ca_file: Path | None = None  # trust this CA (or certificate) for --imap
+    imap_password_from_file: str = field(default="", repr=False)
+
+    @property
+    def imap_password(self) -> str:
+        """$DEVMSG_IMAP_PASSWORD, else the config's; never printed."""
+        return os.environ.get(ENV_IMAP_PASSWORD) or self.imap_password_from_file
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None = None
@@ -62,6 +78,7 @@ class Config:
     claim_lease: dt.timedelta = dt.timedelta(minutes=5)
     max_age: dt.timedelta = dt.timedelta(days=5)  # 0: never expire
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
     rate_limits: tuple[Limit, ...] = ()
     allow_local_domains: bool = False  # accept addresses at localhost and under .test
     suppress: bool = True  # a 5xx about the mailbox puts the address on the suppression list
@@ -101,6 +118,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "claim_lease": ((str,), 'a duration such as "5m"'),
     "max_age": ((str,), 'a duration such as "5d"'),
     "smtp": ((dict,), "a table"),
+    "bounces": ((dict,), "a table"),
     "rate_limits": ((dict,), "a table"),
     "suppress": ((bool,), "true or false"),
     "allow_local_domains": ((bool,), "true or false"),
@@ -115,6 +133,13 @@ _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "idle_timeout": ((str,), 'a duration such as "30s"'),
     "ca_file": ((str,), "a string"),
     "tls_server_name": ((str,), "a string"),
+}
+
+_BOUNCES_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "return_path": ((str,), 'a string such as "bounces+{token}@example.org"'),
+    "max_size": ((int,), "an integer (bytes)"),
+    "imap_ca_file": ((str,), "a string"),
+    "imap_password": ((str,), "a string"),
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -228,6 +253,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     _check_types(data, _TOP_KEYS, where)
     smtp_data = data.get("smtp", {})
     _check_types(smtp_data, _SMTP_KEYS, where, prefix="smtp.")
+    bounces = _bounces(data.get("bounces", {}), where, base)
 
     defaults = Config()
     languages = data.get("languages", list(defaults.languages))
@@ -323,6 +349,7 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         claim_lease=duration("claim_lease", defaults.claim_lease, minimum=1),
         max_age=duration("max_age", defaults.max_age),
         rate_limits=rate_limits,
+        bounces=bounces,
         suppress=data.get("suppress", defaults.suppress),
         allow_local_domains=data.get("allow_local_domains", defaults.allow_local_domains),
         smtp=SmtpConfig(
@@ -337,6 +364,25 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
             tls_server_name=smtp_data.get("tls_server_name", "").strip(),
         ),
     )
+
+
+def _bounces(data: dict, where: str, base: Path) -> BouncesConfig:
+    _check_types(data, _BOUNCES_KEYS, where, prefix="bounces.")
+    return_path = data.get("return_path", "").strip()
+    if return_path:
+        from devmsg.verp import check_template
+
+        if problem := check_template(return_path):
+            raise ConfigError(f"{where}: key 'bounces.return_path' {problem}")
+    max_size = data.get("max_size", BouncesConfig.max_size)
+    if max_size < 1024:
+        raise ConfigError(f"{where}: key 'bounces.max_size' must be at least 1024 (bytes)")
+    ca_file = None
+    if data.get("imap_ca_file"):
+        ca_file = base / Path(data["imap_ca_file"])
+        if not ca_file.is_file():
+            raise ConfigError(f"{where}: key 'bounces.imap_ca_file': no such file: {ca_file}")
+    return BouncesConfig(return_path, max_size, ca_file, data.get("imap_password", ""))
 
 
 ENV_DATABASE_PASSWORD = "DEVMSG_DATABASE_PASSWORD"

@@ -106,6 +106,7 @@ class Run:
         # claimed with their attempt already marked as started (claim_due's start_first)
         self.pre_started: set[int] = set()
         self.relay_refused_at: float | None = None  # monotonic: a 4xx at MAIL FROM, or 421
+        self._verp_key: bytes | None = None
         self.limiter = None
         if config.rate_limits:
             from devmsg.limits import Limiter
@@ -361,6 +362,18 @@ class Run:
             _STOP.event.wait(min(left, 0.25))
         return False
 
+    def _sender(self, row: Outgoing) -> str:
+        """MAIL FROM: the config's sender, or with `[bounces] return_path` (VERP) an address
+        that names this receiver, signed with the store's key (read once a run)."""
+        template = self.config.bounces.return_path
+        if not template:
+            return self.config.sender_address
+        if self._verp_key is None:
+            self._verp_key = store.bounces.secret()
+        from devmsg.verp import return_path
+
+        return return_path(template, self._verp_key, row.id)
+
     def _to(self, row: Outgoing) -> str:
         return self.config.redirect_to or row.envelope or _envelope(row.address)
 
@@ -370,7 +383,6 @@ class Run:
         """Try each receiver over this connection, one commit each."""
         from devmsg.transport import DeliveryFailure
 
-        sender = self.config.sender_address
         listed = {} if self.recheck else store.suppressed(row.address for row in rows)
         recheck, record = self.recheck, self.recorder
         started = first_started or store.start_attempt(rows[0].id, recheck=recheck)
@@ -387,7 +399,7 @@ class Run:
                 continue
             to = self._to(row)
             try:
-                transport.send(sender, to, row.mime)
+                transport.send(self._sender(row), to, row.mime)
             except DeliveryFailure as failure:
                 if failure.connect_failed:  # a reconnect was refused: nothing was tried
                     store.start_attempt(row.id, started=False)

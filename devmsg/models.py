@@ -28,6 +28,7 @@ database = DatabaseProxy()
 
 STATUSES = (
     "not_sent", "failed", "error", "sent", "held", "cancelled", "expired", "suppressed",
+    "bounced",
 )  # fmt: skip
 DELIVERABLE = ("not_sent", "failed")  # what send and resend-failed may deliver
 UNSENT = (*DELIVERABLE, "held")  # not yet sent, and may still be
@@ -83,7 +84,7 @@ class Receiver(BaseModel):
     name = CharField(default="")
     language = CharField()
     subject = TextField()
-    message_id_header = CharField()  # random: unique without an index
+    message_id_header = CharField(index=True)  # random; indexed to match bounces (0012)
     status = CharField(default="not_sent", index=True)
     sent_count = IntegerField(default=0)
     failed_count = IntegerField(default=0)
@@ -205,6 +206,34 @@ class Worker(BaseModel):
         table_name = "worker"
 
 
+class Secret(BaseModel):
+    """A key made on first use and kept in the store: `verp` signs return paths."""
+
+    name = CharField(primary_key=True)
+    value = TextField()
+
+    class Meta:
+        table_name = "secret"
+
+
+class Bounce(BaseModel):
+    """A delivery report read back that matched a receiver (see migration 0012)."""
+
+    id = AutoField()
+    fingerprint = CharField(unique=True)
+    receiver = ForeignKeyField(Receiver, backref="bounces", on_delete="CASCADE", index=True)
+    kind = CharField()  # bounced, delayed, complaint
+    status = CharField(null=True)
+    diagnostic = TextField(null=True)
+    reported_by = TextField(null=True)
+    reported_at = DateTimeField(null=True)
+    at = DateTimeField(index=True)
+
+    class Meta:
+        table_name = "bounce"
+
+
 MODELS = (
     Message, Receiver, Content, Failure, Pause, RateLimit, RatePermit, Suppression, Worker,
+    Secret, Bounce,
 )  # fmt: skip

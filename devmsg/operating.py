@@ -137,9 +137,12 @@ class Operating:
         return added, len(unique) - added
 
     @store_errors
-    def unsuppress(self, addresses: list[str], requeue: bool = False) -> tuple[int, int]:
-        """Take addresses off the list (all must be on it); with `requeue`, their
-        suppressed receivers become not_sent, due at once. (removed, requeued)."""
+    def unsuppress(
+        self, addresses: list[str], requeue: bool = False, force: bool = False
+    ) -> tuple[int, int]:
+        """Take addresses off the list (all must be on it; one listed by a complaint only
+        with `force`); with `requeue`, their suppressed receivers become not_sent, due at
+        once. (removed, requeued)."""
         check_type("addresses", addresses, list)
         for i, address in enumerate(addresses):
             check_type(f"addresses[{i}]", address, str)
@@ -147,7 +150,25 @@ class Operating:
         now = self.config.minute(dt.datetime.now(dt.UTC))
         try:
             return store.remove_suppressions(
-                addresses, requeue, f"requeued by {by} at {now}: off the suppression list"
+                addresses,
+                requeue,
+                f"requeued by {by} at {now}: off the suppression list",
+                force,
             )
+        except store.suppression.ComplaintError as exc:
+            text = f"{exc}: on the list by a complaint (reported as spam by its reader)"
+            raise InputError(
+                f"{text}; force=True removes it anyway", cli=f"{text}; --force removes it anyway"
+            ) from None
         except LookupError as exc:
             raise NotFoundError(f"not on the suppression list: {exc}") from None
+
+    # -- bounces ---------------------------------------------------------------------------
+
+    @store_errors
+    def ingest_bounces(self, letters, environ: dict[str, str] | None = None):
+        """Read bounce mail (`devmsg.mailboxes` Letters) and record what each reports about
+        its receiver: an `ingest.IngestReport`."""
+        from devmsg.ingest import Ingest
+
+        return Ingest(self.config, current_user()).run(letters, environ)

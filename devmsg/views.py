@@ -14,6 +14,7 @@ from rich.text import Text
 STATUS_STYLE = {
     "sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim", "sending": "cyan",
     "held": "magenta", "cancelled": "dim strike", "expired": "dim", "suppressed": "dim red",
+    "bounced": "red",
 }  # fmt: skip
 
 
@@ -170,6 +171,20 @@ def receiver_detail(row: dict, tz: ZoneInfo):
                 border_style="red",
             )
         )
+    notes = [r for r in row.get("reports", []) if r["kind"] != "failed"]  # failures: above
+    for report in notes:
+        what = "Delay notice" if report["kind"] == "delayed" else "Complaint"
+        when = local_long(report["reported_at"] or report["at"], tz)
+        words = " ".join(w for w in (report["status"], report["diagnostic"]) if w) or "-"
+        by = report["reported_by"] or "an unnamed server"
+        parts.append(
+            Panel(
+                Text(f"{words}\nreported by {by}, read {local_long(report['at'], tz)}"),
+                title=f"{what} at {when}",
+                title_align="left",
+                border_style="yellow",
+            )
+        )
     return Group(*parts)
 
 
@@ -197,6 +212,11 @@ def stats_view(data: dict, tz: ZoneInfo):
         f"attempts, {data['error_last_hour']} became error",
         f"Last 24 hours: {data['sent_last_24h']} sent, {data['failed_last_24h']} failed "
         f"attempts, {data['error_last_24h']} became error",
+        *(
+            [f"Bounced (read back) in the last 24 hours: {data['bounces_last_24h']}"]
+            if data.get("bounces_last_24h")
+            else []
+        ),
         f"Sending is {'paused' if data['paused'] else 'not paused'}",
         "Last attempt: " + (local_long(data["last_attempt_at"], tz) or "never"),
     ]

@@ -22,7 +22,7 @@ COMMANDS = sorted(
 def test_every_command_has_help_with_an_example_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert COMMANDS == [
-        "cancel", "catalog extract", "catalog init", "catalog stats", "catalog update", "check",
+        "bounces ingest", "cancel", "catalog extract", "catalog init", "catalog stats", "catalog update", "check",
         "demo", "hold", "limits", "list", "pause", "preview", "purge", "release", "resend",
         "resend-failed", "resume", "send", "show", "stats", "store copy", "suppress add",
         "suppress list", "suppress remove", "worker",

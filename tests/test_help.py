@@ -10,7 +10,10 @@ from conftest import Cli
 PANELS = [
     ("Sending", ["send", "resend", "resend-failed", "worker"]),
     ("Looking", ["list", "show", "stats"]),
-    ("Operating", ["hold", "release", "cancel", "pause", "resume", "limits", "suppress"]),
+    (
+        "Operating",
+        ["hold", "release", "cancel", "pause", "resume", "limits", "suppress", "bounces"],
+    ),
     ("Authoring", ["check", "preview", "catalog"]),
     ("The store", ["purge", "store"]),
     ("Demo", ["demo"]),

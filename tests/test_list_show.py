@@ -117,7 +117,7 @@ def test_list_bad_status_and_empty_store(cli):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent, held, cancelled, expired, suppressed, sending)\n"
+        == "Error: --status: unknown status 'lost' (not_sent, failed, error, sent, held, cancelled, expired, suppressed, bounced, sending)\n"
     )
 
 

@@ -33,14 +33,14 @@ def test_stats_json_and_table(home, smtp):
     assert relay["last_success_at"] <= last_attempt
     assert data == {
         "receivers": {"not_sent": 1, "failed": 1, "error": 1, "sent": 2, "held": 0,
-                      "cancelled": 0, "expired": 0, "suppressed": 0, "sending": 0},
+                      "cancelled": 0, "expired": 0, "suppressed": 0, "bounced": 0, "sending": 0},
         "due": 1,  # the queued one; the failed one waits out its backoff
         "sent_last_hour": 2, "failed_last_hour": 2, "error_last_hour": 1,
         "sent_last_24h": 2, "failed_last_24h": 2, "error_last_24h": 1,
-        "paused": False, "workers": [],
+        "paused": False, "workers": [], "bounces_last_24h": 0,
     }  # fmt: skip
     by_type = json.loads(cli("stats", "--json", "--by", "type").stdout)["receivers"]
-    none = {"held": 0, "cancelled": 0, "expired": 0, "suppressed": 0, "sending": 0}
+    none = {"held": 0, "cancelled": 0, "expired": 0, "suppressed": 0, "bounced": 0, "sending": 0}
     assert by_type == {
         "digest": {"not_sent": 1, "failed": 0, "error": 0, "sent": 0, **none},
         "news": {"not_sent": 0, "failed": 1, "error": 1, "sent": 2, **none},
@@ -58,6 +58,7 @@ def test_stats_json_and_table(home, smtp):
         " cancelled      0 \n"
         " expired        0 \n"
         " suppressed     0 \n"
+        " bounced        0 \n"
         " sending        0 \n"
         "                  \n"
         "Due now: 1\n"

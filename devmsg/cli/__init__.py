@@ -7,16 +7,16 @@ the user can fix; 2 usage: a required input missing, or options that cannot go t
 sent.
 
 One module per group of commands: `sending` (send, resend, resend-failed), `worker`,
-`inspect` (list, show, stats), `queue` (hold, release, cancel, pause, resume), `providers` (limits,
-suppress), `authoring` (catalog, check, preview), `admin` (purge, demo, store). `base`
-holds the app and the helpers they share.
+`inspect` (list, show, stats), `queue` (hold, release, cancel, pause, resume), `providers`
+(limits, suppress), `bounces` (bounces ingest), `authoring` (catalog, check, preview), `admin`
+(purge, demo, store). `base` holds the app and the helpers they share.
 """
 
 from __future__ import annotations
 
 import sys
 
-from devmsg.cli import admin, authoring, inspect, providers, queue, sending, worker  # noqa: F401  (they register commands)
+from devmsg.cli import admin, authoring, bounces, inspect, providers, queue, sending, worker  # noqa: F401  (they register commands)
 from devmsg.cli.base import app
 from devmsg.errors import DevmsgError
 
@@ -26,7 +26,7 @@ __all__ = ["app", "run"]
 PANELS = {
     "Sending": ("send", "resend", "resend-failed", "worker"),
     "Looking": ("list", "show", "stats"),
-    "Operating": ("hold", "release", "cancel", "pause", "resume", "limits", "suppress"),
+    "Operating": ("hold", "release", "cancel", "pause", "resume", "limits", "suppress", "bounces"),
     "Authoring": ("check", "preview", "catalog"),
     "The store": ("purge", "store"),
     "Demo": ("demo",),

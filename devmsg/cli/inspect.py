@@ -20,7 +20,8 @@ def list_(
             "--status",
             "-s",
             metavar="STATUS",
-            help="not_sent, failed, error, sent, held, cancelled, expired, suppressed or sending.",
+            help="not_sent, failed, error, sent, held, cancelled, expired, suppressed, bounced "
+            "or sending.",
         ),
     ] = None,
     type: Annotated[

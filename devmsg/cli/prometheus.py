@@ -17,6 +17,8 @@ _METRICS = (  # name, help, key in the stats
     ("devmsg_failed_last_24h", "Failed attempts in the last 24 hours.", "failed_last_24h"),
     ("devmsg_error_last_24h", "Receivers that became error in the last 24 hours.",
      "error_last_24h"),
+    ("devmsg_bounces_last_24h", "Permanent bounces read back in the last 24 hours.",
+     "bounces_last_24h"),
     ("devmsg_paused", "1 while sending is paused.", "paused"),
 )  # fmt: skip
 

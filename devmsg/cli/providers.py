@@ -94,12 +94,18 @@ def suppress_remove(
         bool,
         typer.Option("--requeue", help="Their suppressed receivers become not_sent, due at once."),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also remove addresses listed by a complaint (spam report)."),
+    ] = False,
 ) -> None:
     """Take addresses off the suppression list (each must be on it).
 
+    An address listed by a complaint (its reader reported the mail as spam) needs --force.
+
     Example: devmsg suppress remove ola@example.no --requeue
     """
-    removed, requeued = _outbox(ctx).unsuppress(addresses, requeue)
+    removed, requeued = _outbox(ctx).unsuppress(addresses, requeue, force)
     text = f"suppress: removed {plural(removed, 'address')}"
     if requeue:
         text += f"; {plural(requeued, 'receiver')} requeued "

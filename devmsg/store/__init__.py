@@ -1,11 +1,13 @@
 """Every query the use cases need, by concern: `base` (transactions, time, the lease
 clock), `create` (storing a message), `claims` (claims, leases, recovery, what is due),
 `outcomes` (recording attempts), `queries` (list and show), `admin` (purge),
-`ratelimit` (shared rate-limit permits), `suppression` (the suppression list). Each write is
+`ratelimit` (shared rate-limit permits), `suppression` (the suppression list), `bounces`
+(delivery reports read back). Each write is
 one short transaction; none is ever held across SMTP I/O. Times go in as aware datetimes
 and are stored as naive UTC."""
 
 from devmsg.models import database
+from devmsg.store import bounces
 from devmsg.store.admin import purge
 from devmsg.store.base import (
     INSERT_CHUNK,
@@ -69,6 +71,7 @@ from devmsg.store.suppression import (
 from devmsg.store.workers import forget_worker, list_workers, register_worker, worker_seen
 
 __all__ = [
+    "bounces",
     "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy",
     "Selection", "add_receivers", "change", "pause", "paused", "reason_text", "resume",
     "begin_message",

@@ -10,6 +10,7 @@ from devmsg.content import bodies
 from devmsg.errors import NotFoundError
 from devmsg.models import SENDING, UNSENT, Content, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db
+from devmsg.store.bounces import reports
 from devmsg.store.claims import _claimed
 
 LIST_FIELDS = (
@@ -169,6 +170,7 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
             .order_by(Failure.id)
             .dicts()
         ],
+        reports=reports(receiver_id),
     )
     return detail
 

@@ -12,6 +12,7 @@ from peewee import fn
 
 from devmsg.models import STATUSES, UNSENT, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, naive, to_db, utcnow
+from devmsg.store.bounces import bounced_since
 from devmsg.store.claims import _claimed, count_due
 from devmsg.store.control import paused
 from devmsg.store.policy import Policy
@@ -40,6 +41,7 @@ def stats(policy: Policy, by_type: bool = False, lease: dt.timedelta | None = No
             .where((Receiver.status == "error") & Receiver.id.in_(failures))
             .count()
         )
+    result["bounces_last_24h"] = bounced_since(now - WINDOWS["last_24h"])
     result["paused"] = paused() is not None
     sent_at = Receiver.select(fn.MAX(Receiver.sent_at)).scalar()
     last = [sent_at, Failure.select(fn.MAX(Failure.at)).scalar()]

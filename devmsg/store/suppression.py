@@ -76,17 +76,28 @@ def add_suppression(
         )  # fmt: skip
 
 
-def remove_suppressions(addresses: list[str], requeue: bool, reason: str) -> tuple[int, int]:
+class ComplaintError(Exception):
+    """Addresses listed by a complaint: the person asked not to get this mail."""
+
+
+def remove_suppressions(
+    addresses: list[str], requeue: bool, reason: str, force: bool = False
+) -> tuple[int, int]:
     """Take these addresses off the list (all or none: each must be on it; LookupError
-    names those that are not). With `requeue`, their `suppressed` receivers become not_sent,
-    due at once. (addresses removed, receivers requeued)."""
+    names those that are not; ComplaintError those listed by a complaint, unless `force`).
+    With `requeue`, their `suppressed` receivers become not_sent, due at once. (addresses
+    removed, receivers requeued)."""
     keys = {mailbox_key(address): address for address in addresses}
     with writing():
-        listed = {row.address_key for row in Suppression.select(Suppression.address_key)
-                  .where(Suppression.address_key.in_(list(keys)))}  # fmt: skip
+        listed = {row.address_key: row.reason for row in Suppression.select(
+            Suppression.address_key, Suppression.reason
+        ).where(Suppression.address_key.in_(list(keys)))}  # fmt: skip
         missing = [address for key, address in keys.items() if key not in listed]
         if missing:
             raise LookupError(", ".join(missing))
+        complained = [keys[key] for key, why in listed.items() if why == "complaint"]
+        if complained and not force:
+            raise ComplaintError(", ".join(complained))
         Suppression.delete().where(Suppression.address_key.in_(list(keys))).execute()
         requeued = 0
         if requeue:
