@@ -204,6 +204,8 @@ def _fallback(message: Message, raw: bytes, parsed: Parsed, sent: dt.datetime | 
         if not (temporary or permanent):
             continue
         parsed.format = detector.__name__.lower()
+        sender = email.utils.parseaddr(_text(message.get("From")))[1]
+        by = sender.rpartition("@")[2] or None
         for kind, found in (("failed", permanent), ("delayed", temporary)):
             for address in sorted(found):
                 recipient = (
@@ -214,7 +216,7 @@ def _fallback(message: Message, raw: bytes, parsed: Parsed, sent: dt.datetime | 
                 parsed.reports.append(
                     Report(
                         kind=kind, recipient=recipient, status=_status_near(text, recipient, kind),
-                        diagnostic=_line_near(text, recipient), reported_at=sent,
+                        diagnostic=_line_near(text, recipient), reported_by=by, reported_at=sent,
                     )
                 )  # fmt: skip
         return

@@ -128,12 +128,13 @@ def from_imap(
             imap.login(url.user, password)
         except imaplib.IMAP4.error:
             raise InputError(f"{where}: login refused for {url.user}") from None
+        _, capabilities = imap.capability()  # after login: the server's full list
+        movable = b"MOVE" in b" ".join(capabilities or []).upper().split()
         status, _ = imap.select(_quote(url.folder))
         if status != "OK":
             raise InputError(f"{where}: no such folder")
         _, data = imap.uid("SEARCH", None, "UNSEEN")
         uids = data[0].split() if data and data[0] else []
-        movable = "MOVE" in imap.capabilities
         for uid in uids:
             _, sized = imap.uid("FETCH", uid, "(RFC822.SIZE)")
             size = _size(sized)
