@@ -135,7 +135,7 @@ WRONG = [
     ("resend", {"ids": 1}, "ids: expected a list of ints, got int"),
     ("list", {"statuses": ["lost"]},
      "statuses: unknown status 'lost' (not_sent, failed, error, sent, held, "
-     "cancelled, expired, suppressed, sending)"),
+     "cancelled, expired, suppressed, bounced, sending)"),
     ("list", {"limit": -1}, "limit must be 0 (all) or more"),
     ("list", {"limit": "5"}, "limit: expected int, got str"),
     ("list", {"sent_since": "yesterday"}, "sent_since: not an ISO 8601 date or time: 'yesterday'"),

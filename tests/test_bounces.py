@@ -6,8 +6,10 @@ hostile mail. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import mailbox
+import os
 import re
 import subprocess
 
@@ -278,7 +280,7 @@ def test_the_installed_command_reads_a_pipe_with_postfix_s_environment(vcli, smt
 
     done = subprocess.run(
         [devmsg_command(), "--config", str(vcli.config), "bounces", "ingest"], input=raw,
-        capture_output=True, cwd=home, env={**__import__("os").environ, **env}, timeout=60,
+        capture_output=True, cwd=home, env={**os.environ, **env}, timeout=60,
     )  # fmt: skip
 
     assert (done.returncode, done.stderr) == (0, b"")
@@ -296,3 +298,44 @@ def test_a_pipe_whose_store_is_unavailable_exits_75_so_the_mta_retries(home, smt
     assert result.exit_code == 75
     assert result.stderr.startswith("Error: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_purge_takes_a_receiver_s_bounces_with_it(vcli, smtp, home):
+    send(vcli, "dead@example.com")
+    rid, _, msgid = receivers()["dead@example.com"]
+    ingest(vcli, "stdin", postfix(envelope_of(smtp, "dead@example.com"), "dead@example.com",
+                                  msgid), home)  # fmt: skip
+    assert sql("select count(*) from bounce") == [(1,)]
+    old = dt.datetime(2020, 1, 1)
+    sql("update receiver set created_at = ?", (old,))
+
+    assert vcli("purge", "--older-than", "90d").exit_code == 0
+
+    assert sql("select count(*) from bounce") == [(0,)]
+    assert sql("select count(*) from receiver") == [(0,)]
+    assert sql("select count(*) from suppression") == [(1,)]  # the dead address stays listed
+
+
+@pytest.mark.postgres_only
+def test_a_store_copied_to_postgresql_keeps_its_key_and_its_bounces_match(home, smtp):
+    """Mail sent from SQLite, the store moved by `store copy`: a bounce of that mail, read
+    on PostgreSQL, still names its receiver (the key went with the store)."""
+    from conftest import STORE
+
+    pg_url = STORE["url"]
+    (home / "lite").mkdir()
+    STORE["url"] = None
+    lite = Cli(write_project(home / "lite", smtp.port, extra=BOUNCES))
+    send(lite, "dead@example.com", "alive@example.com")
+    ((rid,),) = sql("select id from receiver where address = ?", ("dead@example.com",),
+                    config=lite.config)  # fmt: skip
+    STORE["url"] = pg_url
+    assert lite("store", "copy", "--to", pg_url).exit_code == 0
+    pg = Cli(write_project(home, smtp.port, extra=BOUNCES))
+
+    report = ingest(pg, "stdin", postfix(envelope_of(smtp, "dead@example.com"),
+                                         "dead@example.com", "<other@x>"), home)  # fmt: skip
+
+    assert (report["bounced"], report["messages"][0]["receiver_ids"]) == (1, [rid])
+    assert receivers()["dead@example.com"][1] == "bounced"
+    assert receivers()["alive@example.com"][1] == "sent"

@@ -6,7 +6,7 @@ import datetime as dt
 
 from peewee import JOIN, fn
 
-from devmsg.models import Content, Failure, Message, Receiver, database
+from devmsg.models import Bounce, Content, Failure, Message, Receiver, database
 from devmsg.store.base import lease_now, to_db, writing
 
 
@@ -42,6 +42,7 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
         )
         with writing():
             Failure.delete().where(Failure.receiver.in_(chunk)).execute()
+            Bounce.delete().where(Bounce.receiver.in_(chunk)).execute()
             Content.delete().where(Content.receiver.in_(chunk)).execute()
             deleted = Receiver.delete().where(Receiver.id.in_(chunk)).execute()
         receivers += deleted
