@@ -38,10 +38,6 @@ class Report:
     reported_at: dt.datetime | None = None  # when it happened, as the report says (UTC)
 
     @property
-    def permanent(self) -> bool:
-        return self.kind == "failed"
-
-    @property
     def mailbox_gone(self) -> bool:
         """5.1.x (bad address) or 5.2.1 (mailbox disabled): the address is dead. 5.2.2
         (mailbox full) and 5.7.x (policy) are not about the address."""
@@ -102,10 +98,10 @@ def _read(message: Message, raw: bytes, parsed: Parsed) -> None:
             parsed.reports += _feedback(part, sent)
         elif kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
             _returned(part, parsed)
+    text = raw.decode("latin-1")  # for searching only: any bytes decode
     if not parsed.reports:
-        _fallback(message, raw, parsed, sent)
+        _fallback(message, text, parsed, sent)
     if not parsed.message_ids:  # a bounce that quotes the original as text
-        text = raw.decode("latin-1")
         parsed.message_ids = [m for m in _MESSAGE_ID.findall(text) if m != own_id.strip()]
 
 
@@ -179,21 +175,19 @@ def _returned(part: Message, parsed: Parsed) -> None:
     else:
         body = part.get_payload(decode=True) or b""
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(body)
-    for name in ("Message-ID",):
-        value = _text(headers.get(name)).strip()
-        if value and value not in parsed.message_ids:
-            parsed.message_ids.append(value)
+    message_id = _text(headers.get("Message-ID")).strip()
+    if message_id and message_id not in parsed.message_ids:
+        parsed.message_ids.append(message_id)
     for name in ("Return-Path", "Sender"):
         parsed.addressed_to += [_text(v) for v in headers.get_all(name) or []]
 
 
-def _fallback(message: Message, raw: bytes, parsed: Parsed, sent: dt.datetime | None) -> None:
+def _fallback(message: Message, text: str, parsed: Parsed, sent: dt.datetime | None) -> None:
     """Neither a DSN nor a complaint report: Mailman's detectors, which know Exim's,
     Exchange's, Yahoo's, qmail's and a dozen other formats. A detector that trips over a
     hostile message is a format not recognised."""
     from flufl.bounce import _scan
 
-    text = raw.decode("latin-1")
     for detector in _scan._DETECTORS:
         if detector.__name__ == "DSN":
             continue  # read above, with the fields flufl.bounce does not give

@@ -339,3 +339,16 @@ def test_a_store_copied_to_postgresql_keeps_its_key_and_its_bounces_match(home, 
     assert (report["bounced"], report["messages"][0]["receiver_ids"]) == (1, [rid])
     assert receivers()["dead@example.com"][1] == "bounced"
     assert receivers()["alive@example.com"][1] == "sent"
+
+
+def test_a_bounce_for_a_receiver_no_longer_sent_is_history_not_a_bounced_status(vcli, smtp, home):
+    send(vcli, "dead@example.com")
+    rid, _, msgid = receivers()["dead@example.com"]
+    sql("update receiver set status = 'held' where id = ?", (rid,))  # held since it went
+
+    report = ingest(vcli, "stdin", postfix(envelope_of(smtp, "dead@example.com"),
+                                           "dead@example.com", msgid), home)  # fmt: skip
+
+    assert (report["matched"], report["bounced"]) == (1, 0)
+    assert sql("select status, failed_count from receiver where id = ?", (rid,)) == [("held", 1)]
+    assert sql("select count(*) from failure") == [(1,)]

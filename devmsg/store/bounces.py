@@ -47,7 +47,7 @@ def by_message_id(message_ids: list[str]) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class Outcome:
-    effect: str  # bounced, delayed, complaint, duplicate
+    effect: str  # bounced, failed (a report of a receiver no longer sent), delayed, ...
     suppressed: bool = False
 
 
@@ -82,10 +82,16 @@ def record(
             ).execute()  # fmt: skip
         except IntegrityError:
             return Outcome("duplicate")
-        if kind == "failed":
-            Receiver.update(
-                status="bounced", status_reason=reason, failed_count=Receiver.failed_count + 1
-            ).where((Receiver.id == receiver_id) & (Receiver.status == "sent")).execute()
+        changed = False
+        if kind == "failed":  # in the history (and counted) whatever the status is now
+            Receiver.update(failed_count=Receiver.failed_count + 1).where(
+                Receiver.id == receiver_id
+            ).execute()
+            changed = bool(
+                Receiver.update(status="bounced", status_reason=reason)
+                .where((Receiver.id == receiver_id) & (Receiver.status == "sent"))
+                .execute()
+            )
             text = _report_text(kind, status, diagnostic, reported_by, reported_at)
             Failure.insert(receiver=receiver_id, at=now, error=reason, traceback=text).execute()
         listed = False
@@ -104,7 +110,8 @@ def record(
             else:
                 insert = insert.on_conflict_ignore()
             listed = bool(insert.execute())
-    return Outcome({"failed": "bounced"}.get(kind, kind), listed)
+    # "bounced" only when the receiver became bounced: one resent since keeps its status
+    return Outcome("bounced" if changed else kind, listed)
 
 
 def _report_text(kind, status, diagnostic, reported_by, reported_at) -> str:
