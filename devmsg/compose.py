@@ -74,14 +74,19 @@ def check_receivers(
     return checked, duplicates, fallbacks
 
 
-def build_rows(chunk, cfg: Config, template, context, render, inline, date, listed) -> list[dict]:
+def build_rows(
+    chunk, cfg: Config, template, context, render, inline, date, listed, headers=(), attachments=()
+) -> list[dict]:
     """The stored rows of a chunk of checked receivers. `render(template, context, info,
     language)` renders a template; `inline` is the Rendered of a message without one.
     Receivers whose address is on the suppression list (`listed`: mailbox_key -> entry)
-    are stored `suppressed`, saying why."""
+    are stored `suppressed`, saying why. `headers` (checked) are added to the template's
+    own (headers.txt), replacing one of the same name; `attachments` go to every one."""
     from devmsg import mime
     from devmsg.store.suppression import reason_text
 
+    given = {name.lower() for name, _ in headers}
+    attached = sum(len(a.body.data) + 200 for a in attachments)
     rows = []
     for address, name, lang in chunk:
         if template is None:
@@ -98,6 +103,12 @@ def build_rows(chunk, cfg: Config, template, context, render, inline, date, list
             )
         header_id = mime.new_message_id(cfg.sender_address)
         entry = listed.get(mailbox_key(address.address)) if listed else None
+        extra = tuple(h for h in rendered.headers if h[0].lower() not in given) + tuple(headers)
+        size = len(body_text.encode()) + len(body_html.encode()) + attached
+        if size > cfg.max_message_size:
+            from devmsg.eml import too_big
+
+            raise InputError(too_big(size, cfg.max_message_size), param="attachments")
         rows.append(
             {
                 "address": address.address,
@@ -119,6 +130,8 @@ def build_rows(chunk, cfg: Config, template, context, render, inline, date, list
                     message_id=header_id,
                     date=date,
                     smtputf8=address.smtputf8,
+                    headers=extra,
+                    attachments=attachments,
                 ),  # fmt: skip
             }
         )

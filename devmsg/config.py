@@ -82,6 +82,8 @@ class Config:
     rate_limits: tuple[Limit, ...] = ()
     allow_local_domains: bool = False  # accept addresses at localhost and under .test
     suppress: bool = True  # a 5xx about the mailbox puts the address on the suppression list
+    max_message_size: int = 25 * 1024 * 1024  # bytes: a bigger message is refused, not stored
+    allow_envelope_from: bool = False  # devmsg-sendmail -f may set a message's MAIL FROM
 
     @property
     def store_name(self) -> str:
@@ -122,6 +124,8 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rate_limits": ((dict,), "a table"),
     "suppress": ((bool,), "true or false"),
     "allow_local_domains": ((bool,), "true or false"),
+    "max_message_size": ((int, str), 'a size such as "25MB" (or bytes)'),
+    "allow_envelope_from": ((bool,), "true or false"),
 }
 _SMTP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "host": ((str,), "a string"),
@@ -195,6 +199,20 @@ def format_sender(text: str) -> str:
     if not address.isascii():  # formataddr takes ASCII addresses only; the name is the point
         return formataddr((name, "x@x")).removesuffix("<x@x>") + f"<{address}>"
     return formataddr((name, address))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(|b|kb|mb|gb|k|m|g)\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from 26214400, "25MB", "512KB" (binary units, as mail providers mean them)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 25MB, 512KB or bytes)")
+    unit = match[2].lower().rstrip("b")
+    return int(float(match[1]) * 1024 ** {"": 0, "k": 1, "m": 2, "g": 3}[unit])
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -327,6 +345,13 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
     def resolve(key: str, default: Path) -> Path:
         return base / Path(data.get(key, str(default)))
 
+    try:
+        max_message_size = parse_size(data.get("max_message_size", defaults.max_message_size))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: key 'max_message_size': {exc}") from None
+    if max_message_size < 1024:
+        raise ConfigError(f"{where}: key 'max_message_size' must be at least 1KB")
+
     database, database_url = _database(data.get("database"), base, where)
     rate_limits = parse_limits(data.get("rate_limits", {}), where)
 
@@ -352,6 +377,8 @@ def _build(data: dict, path: Path | None, base: Path) -> Config:
         bounces=bounces,
         suppress=data.get("suppress", defaults.suppress),
         allow_local_domains=data.get("allow_local_domains", defaults.allow_local_domains),
+        max_message_size=max_message_size,
+        allow_envelope_from=data.get("allow_envelope_from", defaults.allow_envelope_from),
         smtp=SmtpConfig(
             host=smtp_data.get("host", smtp_defaults.host),
             port=port,

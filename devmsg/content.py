@@ -7,8 +7,11 @@ delivers exactly the stored bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 LEVEL = 3  # 2 KB of email: 17 us at 1, 23 us at 3, 37 us at 6, for 10% less from 1 to 6
 
@@ -37,11 +40,91 @@ def email(packed: bytes) -> bytes:
     return zlib.decompress(packed)
 
 
-def bodies(packed: bytes, extra: bytes | None) -> tuple[str, str]:
-    """(plain text, HTML) exactly as rendered and stored."""
+def bodies(packed: bytes, extra: bytes | None, whole: bytes | None = None) -> tuple[str, str]:
+    """(plain text, HTML) exactly as rendered and stored. `whole`: the assembled email of
+    a receiver with shared parts, which only a MIME parser reads (see `read_bodies`)."""
     if extra is not None:
         text, html = json.loads(zlib.decompress(extra))
         return text, html
+    if whole is not None:
+        return read_bodies(whole)
     from devmsg import mime  # only `show` reads bodies: not on the delivery path
 
     return mime.bodies(email(packed))
+
+
+def read_bodies(message: bytes) -> tuple[str, str]:
+    """(plain text, HTML) of any MIME message: its first text/plain and text/html parts
+    that are not attachments, with line breaks as newlines."""
+    import email as stdlib_email
+    import email.policy
+
+    parsed = stdlib_email.message_from_bytes(message, policy=email.policy.default)
+    found = []
+    for kind in ("plain", "html"):
+        part = parsed.get_body((kind,))
+        text = ""
+        if part is not None:
+            try:
+                text = part.get_content()
+            except (LookupError, ValueError, AssertionError):  # an unknown charset, ...
+                text = part.get_payload(decode=True).decode("utf-8", "replace")
+        found.append(text.replace("\r\n", "\n"))
+    return found[0], found[1]
+
+
+# -- what receivers share, stored once ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Bytes several receivers' emails carry (a prebuilt message, an attachment's encoded
+    body): stored once, in the `blob` table, under their SHA-256."""
+
+    data: bytes
+    digest: str = field(default="")
+
+    @classmethod
+    def of(cls, data: bytes) -> Shared:
+        return cls(data, hashlib.sha256(data).hexdigest())
+
+    def packed(self) -> bytes:
+        return zlib.compress(self.data, LEVEL)
+
+
+Pieces = Sequence["bytes | Shared"]
+
+
+def flatten(pieces: Pieces) -> bytes:
+    return b"".join(p.data if isinstance(p, Shared) else p for p in pieces)
+
+
+def cut(pieces: Pieces) -> tuple[bytes, str | None, dict[str, Shared]]:
+    """(the email without its shared pieces, where they go back in as JSON, the pieces)."""
+    skeleton, parts, shared, offset = [], [], {}, 0
+    for piece in pieces:
+        if isinstance(piece, Shared):
+            parts.append([offset, piece.digest])
+            shared[piece.digest] = piece
+            offset += len(piece.data)
+        else:
+            skeleton.append(piece)
+            offset += len(piece)
+    return b"".join(skeleton), (json.dumps(parts) if parts else None), shared
+
+
+def assemble(skeleton: bytes, parts: str | None, blob: Callable[[str], bytes]) -> bytes:
+    """The exact email back from its skeleton and its shared pieces (`blob(digest)` gives
+    one's bytes)."""
+    if not parts:
+        return skeleton
+    out, at, taken = [], 0, 0  # where we are in the email, and in the skeleton
+    for offset, digest in json.loads(parts):
+        literal = offset - at
+        out.append(skeleton[taken : taken + literal])
+        taken += literal
+        data = blob(digest)
+        out.append(data)
+        at = offset + len(data)
+    out.append(skeleton[taken:])
+    return b"".join(out)

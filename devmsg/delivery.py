@@ -364,7 +364,10 @@ class Run:
 
     def _sender(self, row: Outgoing) -> str:
         """MAIL FROM: the config's sender, or with `[bounces] return_path` (VERP) an address
-        that names this receiver, signed with the store's key (read once a run)."""
+        that names this receiver, signed with the store's key (read once a run); a
+        message's own envelope sender (sendmail -f, when allowed) wins."""
+        if row.envelope_from is not None:
+            return row.envelope_from
         template = self.config.bounces.return_path
         if not template:
             return self.config.sender_address

@@ -103,33 +103,51 @@ def build(
     message_id: str,
     date: str,
     smtputf8: bool,
-) -> bytes:
-    headers = [
+    headers: tuple[tuple[str, str], ...] = (),
+    attachments: tuple = (),
+) -> bytes | list:
+    """The email's bytes; with attachments, its pieces (bytes, and each attachment's body
+    as the Shared bytes all receivers carry: see devmsg.content)."""
+    lines = [
         f"From: {sender}",  # config.format_sender made it a header, once
         f"To: {_address(name, address, smtputf8)}",
         _header("Subject", one_line(subject)) if not smtputf8 else f"Subject: {one_line(subject)}",
         f"Date: {date}",
         f"Message-ID: {message_id}",
-        "MIME-Version: 1.0",
     ]
+    for name, value in headers:
+        lines.append(f"{name}: {value}" if smtputf8 else _header(name, value))
+    lines.append("MIME-Version: 1.0")
     if not html:
-        parts = _part("text/plain", text)
-        message = "\r\n".join(headers) + "\r\n" + parts
+        body = _part("text/plain", text)
     else:
         boundary = "=_devmsg_" + secrets.token_hex(12)
-        message = (
-            "\r\n".join(headers)
-            + f'\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+        body = (
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
             + f"--{boundary}\r\n{_part('text/plain', text)}\r\n"
             + f"--{boundary}\r\n{_part('text/html', html)}\r\n"
             + f"--{boundary}--\r\n"
         )
-    if not message.endswith("\r\n"):
-        message += "\r\n"
-    return message.encode("utf-8")
+    if not body.endswith("\r\n"):
+        body += "\r\n"
+    head = "\r\n".join(lines) + "\r\n"
+    if not attachments:
+        return (head + body).encode("utf-8")
+    mixed = "=_devmsg_" + secrets.token_hex(12)
+    pieces: list = [
+        (head + f'Content-Type: multipart/mixed; boundary="{mixed}"\r\n\r\n'
+         f"--{mixed}\r\n{body}").encode("utf-8")
+    ]  # fmt: skip
+    for attachment in attachments:
+        # The line break before a delimiter is the delimiter's (RFC 2046): one more keeps
+        # the part before it whole.
+        pieces += [f"\r\n--{mixed}\r\n".encode() + attachment.head(), attachment.body]
+    pieces.append(f"\r\n--{mixed}--\r\n".encode())
+    return pieces
 
 
-_BOUNDARY = re.compile(rb'boundary="([^"]+)"')
+# Anchored: a header given from outside cannot start a line with it.
+_BOUNDARY = re.compile(rb'\r\nContent-Type: multipart/alternative; boundary="([^"]+)"')
 _PART = re.compile(rb"Content-Transfer-Encoding: (7bit|quoted-printable)\r\n\r\n(.*)", re.S)
 
 

@@ -72,6 +72,7 @@ class Message(BaseModel):
     sender = CharField()
     state = CharField(default="stored", index=True)  # "storing" while send streams receivers in
     lease_until = DateTimeField(null=True)  # while storing: removed by recovery after this
+    envelope_from = CharField(null=True)  # MAIL FROM asked for (sendmail -f); else the config's
 
     class Meta:
         table_name = "message"
@@ -115,9 +116,32 @@ class Content(BaseModel):
     receiver = ForeignKeyField(Receiver, primary_key=True, on_delete="CASCADE")
     email = BlobField(null=True)  # zlib of the email's bytes
     bodies = BlobField(null=True)  # zlib of [text, html], only when `email` cannot give them
+    parts = TextField(null=True)  # JSON [[offset, digest], ...]: shared blobs cut out of `email`
 
     class Meta:
         table_name = "content"
+
+
+class Blob(BaseModel):
+    """Bytes that receivers share (a prebuilt message, an attachment), stored once."""
+
+    digest = CharField(primary_key=True)  # sha256, hex
+    data = BlobField()  # zlib of the bytes
+    size = IntegerField()
+
+    class Meta:
+        table_name = "blob"
+
+
+class MessageBlob(BaseModel):
+    """Which message uses which blob: a blob no message uses is purged."""
+
+    id = AutoField()
+    message = ForeignKeyField(Message, on_delete="CASCADE", index=True)
+    digest = CharField(index=True)
+
+    class Meta:
+        table_name = "message_blob"
 
 
 class Failure(BaseModel):
@@ -234,6 +258,6 @@ class Bounce(BaseModel):
 
 
 MODELS = (
-    Message, Receiver, Content, Failure, Pause, RateLimit, RatePermit, Suppression, Worker,
-    Secret, Bounce,
+    Message, Receiver, Blob, Content, MessageBlob, Failure, Pause, RateLimit, RatePermit,
+    Suppression, Worker, Secret, Bounce,
 )  # fmt: skip

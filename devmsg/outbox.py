@@ -7,47 +7,27 @@ while talking to the SMTP server.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import peewee
 
 from devmsg import store
-from devmsg.addresses import mailbox_key
 from devmsg.arguments import check_ids, check_type, parse_bound
 from devmsg.compose import build_rows, check_receivers
 from devmsg.config import Config, load_config
 from devmsg.db import make_durable, open_store, store_error
-from devmsg.delivery import DeliveryReport, Progress, Run, check_stop
+from devmsg.delivery import DeliveryReport, Progress, Run
 from devmsg.errors import BusyError, InputError, NotFoundError, UsageError
 from devmsg.inputs import Recipient
-from devmsg.models import SENDING, STATUSES, JSONField
-from devmsg.operating import Operating, current_user, store_errors
+from devmsg.models import SENDING, STATUSES
+from devmsg.operating import store_errors
+from devmsg.submitting import SendReport, Submitting, check_json, check_schedule
 from devmsg.words import plural
-
-RENDER_CHUNK = 500
-
-
-@dataclass
-class SendReport(DeliveryReport):
-    message_id: int = 0
-    receiver_ids: list[int] = field(default_factory=list)
-    queued: bool = False
-    duplicates: int = 0  # receivers merged: the same mailbox given twice or more
-    # a language asked for that is not configured -> (the one used, how many receivers)
-    fallbacks: dict[str, tuple[str, int]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        fallbacks = {asked: used for asked, (used, _) in self.fallbacks.items()}
-        return {"message_id": self.message_id, "receivers": self.receiver_ids,
-                "queued": self.queued, **super().as_dict(),
-                "paused": self.pause is not None, "duplicates": self.duplicates,
-                "fallbacks": fallbacks}  # fmt: skip
 
 
 @dataclass
@@ -60,7 +40,7 @@ class PurgeReport:
                 "messages_deleted": self.messages_deleted}  # fmt: skip
 
 
-class Outbox(Operating):
+class Outbox(Submitting):
     """devmsg's Python API: one config, one open store."""
 
     def __init__(self, config: Config) -> None:
@@ -108,50 +88,36 @@ class Outbox(Operating):
         queue: bool = False,
         send_at: dt.datetime | None = None,
         expires_at: dt.datetime | None = None,
+        attachments: Iterable | None = None,
+        reply_to: str | None = None,
+        headers: dict[str, str] | None = None,
         progress: Progress | None = None,
     ) -> SendReport:
         """Render for every recipient in their language, store it all, then deliver (or, with
-        `queue`, leave it `not_sent` for resend-failed). Invalid input raises InputError and
-        stores nothing."""
+        `queue`, leave it `not_sent` for resend-failed). `attachments` are paths or
+        (filename, bytes, content_type); `headers` are added to every receiver's (none
+        devmsg writes itself). Invalid input raises InputError and stores nothing."""
         from devmsg.htmltext import html_to_text
         from devmsg.render import Rendered, one_line
 
         cfg = self.config
         check_type("type", type, str)
         for name, value in (("template", template), ("language", language),
-                            ("subject", subject), ("text", text), ("html", html)):  # fmt: skip
+                            ("subject", subject), ("text", text), ("html", html),
+                            ("reply_to", reply_to)):  # fmt: skip
             check_type(name, value, str, optional=True)
         check_type("context", context, dict, optional=True)
-        check_type("metadata", metadata, dict, optional=True)
-        check_type("send_at", send_at, dt.datetime, optional=True)
-        check_type("expires_at", expires_at, dt.datetime, optional=True)
+        check_type("headers", headers, dict, optional=True)
+        check_json(context=context, metadata=metadata)
         context = dict(context or {})
-        metadata = dict(metadata or {})
         if not type.strip():
             raise InputError("type must not be empty", param="type")
-        for option, value in (("context", context), ("metadata", metadata)):
-            try:
-                JSONField().db_value(value)
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise InputError(f"{option}: {exc}", param=option) from None
         if "receiver" in context:
             raise InputError(
                 "context: the key 'receiver' is reserved for the receiver", param="context"
             )
-        now = dt.datetime.now(dt.UTC)
-        for option, value in (("send_at", send_at), ("expires_at", expires_at)):
-            if value is not None and value.tzinfo is None:
-                raise InputError(f"{option}: give a time with a time zone", param=option)
-        if expires_at is not None and expires_at <= max(now, send_at or now):
-            raise InputError(
-                "expires_at: that time has passed (or comes before send_at)",
-                cli="--expires: that time has passed (or comes before --at)",
-            )
-        schedule = None
-        if send_at is not None or expires_at is not None:
-            schedule = (send_at, expires_at, send_at)
-        if send_at is not None and send_at > now:
-            queue = True  # delivered by resend-failed once due
+        schedule, later = check_schedule(send_at, expires_at)
+        queue = queue or later
         if template is not None and (subject or text or html):
             raise UsageError(
                 "give either template or subject/text/html, not both",
@@ -169,65 +135,58 @@ class Outbox(Operating):
             renderer = self._renderer
             renderer.check_template(template)
             render = renderer.render
+        extra = self._extra_headers(headers or {}, reply_to)
+        files = self._attachments(attachments)
 
         from devmsg import mime
 
         checked, duplicates, fallbacks = check_receivers(recipients, language, cfg)
-        listed = store.suppressed(address.address for address, _, _ in checked)
-
-        pause = store.paused()
-        if pause is not None:
-            queue = True  # stored as not_sent; resend-failed delivers once sending resumes
-        report = SendReport(queued=queue, pause=pause, duplicates=duplicates,
-                            fallbacks={asked: (cfg.default_language, count)
-                                       for asked, count in fallbacks.items()})  # fmt: skip
-        skipped = {i for i, (address, _, _) in enumerate(checked)
-                   if mailbox_key(address.address) in listed}  # fmt: skip
-        report.suppressed = len(skipped)
-        run = Run(cfg, report, progress)
         date = mime.date_header(dt.datetime.now(dt.UTC))
-        owner = None if queue else run.owner
-        message = {
-            "type": type.strip(),
-            "template": template,
-            "context": context,
-            "metadata": metadata,
-            "created_by": current_user(),
-            "sender": cfg.sender,
-        }
 
-        def rows_for(chunk) -> list[dict]:
-            return build_rows(chunk, cfg, template, context, render, inline, date, listed)
+        def rows_for(chunk: list, listed: dict) -> list[dict]:
+            return build_rows(chunk, cfg, template, context, render, inline, date, listed,
+                              extra, files)  # fmt: skip
 
-        if len(checked) <= RENDER_CHUNK:
-            # One transaction: the application's one-receiver-per-event path.
-            rows = rows_for(checked)
-            check_stop("while storing the message: nothing was stored or sent")
-            message_id, ids = store.store_message(message, rows, owner, run.lease_until(), schedule)
-        else:
-            # Streamed in chunks, invisible to every other process until it is complete.
-            message_id = store.begin_message(message, run.lease_until())
+        message = {"type": type.strip(), "template": template, "context": context,
+                   "metadata": dict(metadata or {}), "sender": cfg.sender}  # fmt: skip
+        return self._submit(
+            message, checked, rows_for, queue=queue, schedule=schedule,
+            duplicates=duplicates, fallbacks=fallbacks, progress=progress,
+        )  # fmt: skip
+
+    def _extra_headers(self, headers: dict, reply_to: str | None) -> tuple[tuple[str, str], ...]:
+        from devmsg.attachments import extra_header
+        from devmsg.config import format_sender
+
+        checked = []
+        for name, value in headers.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise InputError("headers: names and values must be text", param="headers")
+            checked.append(extra_header(name, value, f"headers[{name!r}]"))
+        names = [name.lower() for name, _ in checked]
+        if len(set(names)) < len(names):
+            raise InputError("headers: a header is given twice", param="headers")
+        if reply_to is not None:
+            if "reply-to" in names:
+                raise InputError("give Reply-To once: reply_to or headers", param="reply_to")
             try:
-                for start in range(0, len(checked), RENDER_CHUNK):
-                    rows = rows_for(checked[start : start + RENDER_CHUNK])
-                    check_stop("while storing the message: nothing was stored or sent")
-                    store.add_receivers(message_id, rows, owner, run.lease_until(), schedule)
-                    if not queue:
-                        run.maybe_renew()
-                ids = store.finish_message(message_id)
-            except BaseException:
-                # What it stored goes; if even that fails (a full disk), the message stays
-                # invisible ("storing") and recovery removes it once its lease runs out.
-                with contextlib.suppress(peewee.DatabaseError):
-                    store.discard_message(message_id)
-                raise
-        report.message_id, report.receiver_ids = message_id, ids
-        try:
-            if not queue:
-                run.deliver_ids([rid for i, rid in enumerate(ids) if i not in skipped])
-        finally:
-            make_durable(self.db)
-        return report
+                checked.append(("Reply-To", format_sender(reply_to)))
+            except ValueError:
+                raise InputError(
+                    f"reply_to: not an email address: {reply_to!r}",
+                    cli=f"--reply-to: not an email address: {reply_to!r}",
+                ) from None
+        return tuple(checked)
+
+    def _attachments(self, attachments) -> tuple:
+        from devmsg.attachments import attachment
+
+        if attachments is None:
+            return ()
+        if isinstance(attachments, str | bytes | tuple) or not hasattr(attachments, "__iter__"):
+            raise InputError("attachments: give a list of paths or (filename, bytes, "
+                             "content_type)", param="attachments")  # fmt: skip
+        return tuple(attachment(item, f"attachments[{i}]") for i, item in enumerate(attachments))
 
     # -- resend --------------------------------------------------------------------------
 
@@ -322,8 +281,19 @@ class Outbox(Operating):
 
     @store_errors
     def show(self, receiver_id: int) -> dict:
+        """One receiver, with its headers and attachments as its email carries them."""
+        from devmsg.eml import describe
+
         check_type("receiver_id", receiver_id, int)
-        return store.get_receiver(receiver_id, self.config.max_age)
+        detail = store.get_receiver(receiver_id, self.config.max_age)
+        detail.update(describe(detail.pop("email")))
+        return detail
+
+    @store_errors
+    def email(self, receiver_id: int) -> bytes:
+        """The exact bytes stored for the receiver: what every (re)send delivers."""
+        check_type("receiver_id", receiver_id, int)
+        return store.receiver_email(receiver_id)
 
     @store_errors
     def stats(self, by: str | None = None) -> dict:

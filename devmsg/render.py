@@ -2,9 +2,11 @@
 no network.
 
 A template is a folder ``<templates>/<name>/`` with ``subject.txt``, ``body.html`` and
-optionally ``body.txt``. Jinja2 with HTML autoescaped in ``.html`` files, the i18n extension
-backed by the Babel catalogs in ``<locales>``, undefined variables as errors, and the
-filters ``format_date``, ``format_datetime`` and ``format_number`` in the receiver's language.
+optionally ``body.txt`` and ``headers.txt`` (one ``Name: value`` a line, rendered per
+receiver like the subject; a value that would carry a line break is refused). Jinja2
+with HTML autoescaped in ``.html`` files, the i18n extension backed by the Babel catalogs
+in ``<locales>``, undefined variables as errors, and the filters ``format_date``,
+``format_datetime`` and ``format_number`` in the receiver's language.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Rendered:
     subject: str
     text: str
     html: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
@@ -72,6 +75,8 @@ class Renderer:
         self._envs: dict[str, jinja2.Environment] = {}
         self._catalogs: dict[str, tuple] = {}  # language -> the catalog files' mtimes
         self._text_files: dict[str, bool] = {}
+        self._header_files: dict[str, bool] = {}
+        self._header_envs: dict[str, jinja2.Environment] = {}
         self._combined_cache: dict[tuple, jinja2.Template] = {}
         # Splits the combined output; random, so that no context value can contain it.
         self._boundary = f"\x00{secrets.token_hex(16)}\x00"
@@ -98,14 +103,15 @@ class Renderer:
             if not os.path.isfile(os.path.join(folder, required)):
                 raise InputError(f"{folder}/{required}: missing, every template needs it")
         self._text_files[name] = os.path.isfile(os.path.join(folder, "body.txt"))
+        self._header_files[name] = os.path.isfile(os.path.join(folder, "headers.txt"))
         self._refresh()
 
     def _refresh(self) -> None:
         """Once a send (from check_template), not once a receiver: recompile a template
         whose file changed (Jinja's own staleness check, on our schedule) and read a
         changed catalog again."""
-        for language, env in self._envs.items():
-            for key, template in list(env.cache.items()):
+        for language, env in [*self._envs.items(), *self._header_envs.items()]:
+            for key, template in list((env.cache or {}).items()):
                 if not template.is_up_to_date:
                     del env.cache[key]
             stamp = i18n.catalog_stamp(self.locales, language)
@@ -175,7 +181,38 @@ class Renderer:
             raise InputError(f"{self._where(files, exc)}: {exc}") from None
         subject, html = one_line(parts[0]), parts[1]
         text = parts[2] if len(parts) > 2 else html_to_text(html)
-        return Rendered(subject=subject, text=text, html=html)
+        headers = self._headers(name, language, variables) if self._has_headers(name) else ()
+        return Rendered(subject=subject, text=text, html=html, headers=headers)
+
+    def _has_headers(self, name: str) -> bool:
+        if name not in self._header_files:
+            self._header_files[name] = (self.templates / name / "headers.txt").is_file()
+        return self._header_files[name]
+
+    def _headers(self, name: str, language: str, variables: dict) -> tuple[tuple[str, str], ...]:
+        """headers.txt rendered for one receiver, in an environment where a value with a
+        line break is an error (it would start a header of its own: injection)."""
+        from devmsg.attachments import parse_header_line
+
+        env = self._header_envs.get(language)
+        if env is None:
+            env = self._header_envs[language] = self._env(language).overlay(finalize=_header_value)
+        file = f"{name}/headers.txt"
+        try:
+            rendered = env.get_template(file).render(variables)
+        except jinja2.TemplateSyntaxError as exc:
+            where = exc.filename or str(self.templates / file)
+            raise InputError(
+                f"{where} line {exc.lineno}: template syntax error: {exc.message}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise InputError(f"{self._where([file], exc)}: {_message(exc)}") from None
+        except (DevmsgError, TranslationMismatch, HeaderInjection) as exc:
+            raise InputError(f"{self._where([file], exc)}: {exc}") from None
+        where = str(self.templates / file)
+        lines = [(n, line.removesuffix("\r"))
+                 for n, line in enumerate(rendered.split("\n"), 1) if line.strip()]  # fmt: skip
+        return tuple(parse_header_line(line, f"{where} line {n}") for n, line in lines)
 
     @staticmethod
     def _syntax_error(env: jinja2.Environment, files: list[str]):
@@ -211,6 +248,16 @@ def _defined(value):
     """A filter given an undefined variable raises Jinja's own "is undefined" error."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
+    return value
+
+
+class HeaderInjection(Exception):
+    """A value rendered into headers.txt that carries a line break."""
+
+
+def _header_value(value):
+    if not isinstance(value, jinja2.Undefined) and re.search(r"[\r\n]", str(value)):
+        raise HeaderInjection("a value with a line break cannot go into a header (injection)")
     return value
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from peewee import DateTimeField, SqliteDatabase
 
 from devmsg.errors import InputError
-from devmsg.models import MODELS, Worker
+from devmsg.models import MODELS, Blob, Worker
 from devmsg.store import insert_sql
 from devmsg.words import plural
 
@@ -74,7 +74,8 @@ def copy_store(
                 cursor = source.connection().cursor(name=f"devmsg_copy_{table}")
             key = model._meta.primary_key.column_name
             cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}")
-            while rows := cursor.fetchmany(BATCH):
+            batch = 8 if model is Blob else BATCH  # a blob may be megabytes
+            while rows := cursor.fetchmany(batch):
                 values = [
                     tuple(c(v) if c else v for c, v in zip(converters, row, strict=True))
                     for row in rows

@@ -142,6 +142,7 @@ def test_store_copy_sqlite_to_postgresql_and_back(home, smtp):
     assert json.loads(result.stdout) == {
         "message": 2, "receiver": 4, "content": 4, "failure": 3, "pause": 0, "rate_limit": 0,
         "rate_permit": 0, "suppression": 1, "secret": 0, "bounce": 0,  # 550 5.1.1: listed
+            "blob": 0, "message_blob": 0,
     }  # fmt: skip
     assert _normal(_rows()) == source  # ids, statuses, failures, bytes intact
 

@@ -51,7 +51,7 @@ from devmsg.store.create import (
     store_message,
 )
 from devmsg.store.outcomes import VANISHED, record_failure, record_success, skip, start_attempt
-from devmsg.store.queries import get_receiver, list_receivers
+from devmsg.store.queries import get_receiver, list_receivers, receiver_email
 from devmsg.store.ratelimit import (
     permit_slots,
     permit_usage,
@@ -77,7 +77,7 @@ __all__ = [
     "begin_message",
     "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
     "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
-    "outgoing",
+    "outgoing", "receiver_email",
     "purge", "record_failure", "record_success", "recover_expired", "release_claims",
     "renew", "skip", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
     "defer", "permit_slots", "permit_usage", "release_permits", "renew_permits", "take_permits",

@@ -6,7 +6,8 @@ import datetime as dt
 
 from peewee import JOIN, fn
 
-from devmsg.models import Bounce, Content, Failure, Message, Receiver, database
+from devmsg.models import Bounce, Content, Failure, Message, MessageBlob, Receiver, database
+from devmsg.store import blobs
 from devmsg.store.base import lease_now, to_db, writing
 
 
@@ -51,12 +52,14 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     messages = 0
     while True:
         with writing():
-            deleted = (
-                Message.delete().where(Message.id.in_(_orphans().limit(PURGE_CHUNK))).execute()
-            )
+            doomed = _orphans().limit(PURGE_CHUNK)
+            MessageBlob.delete().where(MessageBlob.message.in_(doomed)).execute()
+            deleted = Message.delete().where(Message.id.in_(doomed)).execute()
         messages += deleted
         if not deleted:
             break
+    with writing():
+        blobs.forget_unused(database)  # shared parts no message uses any more
     return receivers, messages
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from peewee import SqliteDatabase, chunked, fn
 
-from devmsg.content import email
+from devmsg.content import assemble, email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver, database
+from devmsg.store import blobs
 from devmsg.store.base import (
     INSERT_CHUNK,
     _for_update,
@@ -47,6 +48,7 @@ class Outgoing:
     mime: bytes
     failed_count: int
     relay_failures: int = 0
+    envelope_from: str | None = None  # a MAIL FROM the message asked for (sendmail -f)
 
 
 INTERRUPTED = "interrupted attempt: the sender stopped mid-delivery; it may have been delivered"
@@ -283,14 +285,18 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
     query = (
         Receiver.select(
             Receiver.id, Receiver.envelope_to, Receiver.address, Content.email,
-            Receiver.failed_count, Receiver.relay_failures,
+            Receiver.failed_count, Receiver.relay_failures, Content.parts,
+            Message.envelope_from,
         )
         .join(Content)
+        .switch(Receiver)
+        .join(Message)
         .where(Receiver.id.in_(ids))
         .tuples()
     )  # fmt: skip
     rows = {row[0]: row for row in query}
-    return [Outgoing(r[0], r[1], r[2], email(bytes(r[3])), r[4], r[5])
+    return [Outgoing(r[0], r[1], r[2], assemble(email(bytes(r[3])), r[6], blobs.read),
+                     r[4], r[5], r[7])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
 
 

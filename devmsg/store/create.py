@@ -7,8 +7,9 @@ import datetime as dt
 
 from peewee import fn
 
-from devmsg.content import pack
-from devmsg.models import Content, JSONField, Message, Receiver, database
+from devmsg.content import cut, pack
+from devmsg.models import Content, JSONField, Message, MessageBlob, Receiver, database
+from devmsg.store import blobs
 from devmsg.store.base import _param, announce, insert_sql, to_db, utcnow, writing
 
 
@@ -26,7 +27,7 @@ _RECEIVER_COLUMNS = (
     "message_id_header", "status", "sent_count", "failed_count", "created_at", "claimed_by",
     "lease_until", "next_attempt_at", "expires_at", "age_from", "status_reason",
 )  # fmt: skip
-_CONTENT_COLUMNS = ("receiver_id", "email", "bodies")
+_CONTENT_COLUMNS = ("receiver_id", "email", "bodies", "parts")
 
 
 def store_message(
@@ -42,7 +43,7 @@ def store_message(
     db = database.obj
     columns = ("created_at", "state", *_MESSAGE_COLUMNS)
     values = [_param(db, utcnow()), "stored"]
-    values += [JSONField().db_value(message[c]) if c in _JSON else message[c]
+    values += [JSONField().db_value(message[c]) if c in _JSON else message.get(c)
                for c in _MESSAGE_COLUMNS]  # fmt: skip
     with writing():
         sql = insert_sql(db, "message", columns) + " RETURNING id"
@@ -53,7 +54,9 @@ def store_message(
     return message_id, ids
 
 
-_MESSAGE_COLUMNS = ("type", "template", "context", "metadata", "created_by", "sender")
+_MESSAGE_COLUMNS = (
+    "type", "template", "context", "metadata", "created_by", "sender", "envelope_from",
+)  # fmt: skip
 _JSON = ("context", "metadata")
 
 
@@ -90,22 +93,26 @@ def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None)
           *when, r.get("suppressed"))
          for r in rows],
     )  # fmt: skip
-    # This message's new rows: map each back to its content by its (random) Message-ID.
+    # This message's new rows, in the order inserted: ids grow within one connection.
     p = db.param
-    ids = dict(
-        db.execute_sql(
-            f"SELECT message_id_header, id FROM receiver WHERE message_id = {p} AND id > {p}",
-            (message_id, after),
-        ).fetchall()
-    )
-    db.cursor().executemany(
-        insert_sql(db, "content", _CONTENT_COLUMNS),
-        [
-            (ids[r["message_id_header"]], *pack(r["body_text"], r["body_html"], r["mime"]))
-            for r in rows
-        ],  # fmt: skip
-    )
-    return sorted(ids.values())
+    ids = [rid for (rid,) in db.execute_sql(
+        f"SELECT id FROM receiver WHERE message_id = {p} AND id > {p} ORDER BY id",
+        (message_id, after)).fetchall()]  # fmt: skip
+    contents, shared = [], {}
+    for rid, r in zip(ids, rows, strict=True):
+        email, parts = r["mime"], None
+        if not isinstance(email, bytes):  # pieces: what receivers share is cut out
+            email, parts, pieces = cut(email)
+            shared.update(pieces)
+        text, html = r["body_text"], r["body_html"]
+        if text is None:  # a prebuilt message: its bodies are read out of it
+            packed, extra = pack("", "", email)
+        else:
+            packed, extra = pack(text, html, email)
+        contents.append((rid, packed, extra, parts))
+    blobs.keep(db, message_id, shared)
+    db.cursor().executemany(insert_sql(db, "content", _CONTENT_COLUMNS), contents)
+    return ids
 
 
 def finish_message(message_id: int) -> list[int]:
@@ -127,4 +134,6 @@ def discard_message(message_id: int) -> None:
         mine = Receiver.select(Receiver.id).where(Receiver.message == message_id)
         Content.delete().where(Content.receiver.in_(mine)).execute()
         Receiver.delete().where(Receiver.message == message_id).execute()
+        MessageBlob.delete().where(MessageBlob.message == message_id).execute()
+        blobs.forget_unused(database)
         Message.delete().where(Message.id == message_id).execute()

@@ -6,9 +6,10 @@ import datetime as dt
 
 from peewee import fn
 
-from devmsg.content import bodies
+from devmsg.content import assemble, bodies, email
 from devmsg.errors import NotFoundError
 from devmsg.models import SENDING, UNSENT, Content, Failure, Message, Receiver
+from devmsg.store import blobs
 from devmsg.store.base import from_db, lease_now, to_db
 from devmsg.store.bounces import reports
 from devmsg.store.claims import _claimed
@@ -125,6 +126,7 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
             *LIST_FIELDS,
             Content.email,
             Content.bodies,
+            Content.parts,
             Receiver.sent_to,
             Receiver.message_id_header,
             Message.template,
@@ -144,8 +146,10 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
     detail = _summary(row, to_db(lease_now()), max_age)
-    text, html = bodies(bytes(row["email"]), _bytes(row["bodies"]))
+    whole = assemble(email(bytes(row["email"])), row["parts"], blobs.read)
+    text, html = bodies(bytes(row["email"]), _bytes(row["bodies"]), whole if row["parts"] else None)
     detail.update(
+        email=whole,
         claimed_by=row["claimed_by"],
         lease_until=from_db(row["lease_until"]),
         status_reason=row["status_reason"],
@@ -173,6 +177,19 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
         reports=reports(receiver_id),
     )
     return detail
+
+
+def receiver_email(receiver_id: int) -> bytes:
+    """The exact bytes stored for the receiver, assembled: what every (re)send delivers."""
+    row = (
+        Content.select(Content.email, Content.parts)
+        .where(Content.receiver == receiver_id)
+        .tuples()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError(f"no receiver with id {receiver_id}")
+    return assemble(email(bytes(row[0])), row[1], blobs.read)
 
 
 def _bytes(value) -> bytes | None:

@@ -1,0 +1,162 @@
+"""Prebuilt messages: mail devmsg did not render (a Django app's, a sendmail caller's, an
+.eml file), checked and made ready to store exactly as it will be sent.
+
+The bytes given are kept, with these changes only: `Bcc` is removed; `Message-ID`, `Date`
+and `MIME-Version` are added when missing, and `From` (the config's sender); every line
+ends in CRLF. Anything that cannot be sent as given is refused with one line: a message too
+big, one that cannot be parsed, one with a bare CR or LF in a header (header injection)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.message
+import email.policy
+import email.utils
+import re
+from dataclasses import dataclass
+
+from devmsg.errors import InputError
+
+_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")  # a header's name, then its colon
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_FOLDED = re.compile(r"\r?\n[ \t]")  # a folded header's line break: not an injection
+
+
+@dataclass(frozen=True)
+class Prebuilt:
+    data: bytes  # what is stored and sent, exactly
+    subject: str
+    message_id: str
+    mailboxes: list[tuple[str, str]]  # (name, address) of To, Cc and Bcc, in order
+
+
+def prepare(
+    message, *, sender_header: str, message_id: str, max_size: int, now: dt.datetime
+) -> Prebuilt:
+    """The message as it will be stored and sent. `message` is an
+    `email.message.Message` (or EmailMessage) or its bytes; `message_id` is used when it
+    has none. InputError when it cannot be sent as given."""
+    raw = _bytes(message)
+    if len(raw) > max_size:
+        raise InputError(too_big(len(raw), max_size), param="message")
+    lines = raw.split(b"\n")
+    if lines and lines[0].startswith(b"From "):  # an mbox separator, as sendmail drops it
+        lines = lines[1:]
+    crlf = bool(lines) and lines[0].endswith(b"\r")
+    headers: list[list[bytes]] = []  # each field's lines, without their line ends
+    body_at = len(lines)
+    for number, line in enumerate(lines):
+        ends_in_cr = line.endswith(b"\r")
+        text = line[:-1] if ends_in_cr else line
+        if not text:
+            body_at = number + 1
+            break
+        if b"\r" in text or (crlf and not ends_in_cr and number < len(lines) - 1):
+            raise InputError(
+                f"header line {number + 1}: a bare CR or LF in a header (header injection?)",
+                param="message",
+            )
+        if text[:1] in (b" ", b"\t") and headers:
+            headers[-1].append(text)
+        elif _FIELD.match(text):
+            headers.append([text])
+        else:
+            raise InputError(
+                f"header line {number + 1} is not a header (Name: value); the message "
+                "cannot be parsed",
+                param="message",
+            )
+    if not headers:
+        raise InputError("the message has no headers: it cannot be parsed", param="message")
+    body = _LINE_END.sub(b"\r\n", b"\n".join(lines[body_at:])) if body_at < len(lines) else b""
+
+    names = [field[0].split(b":", 1)[0].strip().lower() for field in headers]
+    head = b"\r\n".join(b"\r\n".join(field) for field in headers) + b"\r\n\r\n"
+    parsed = email.message_from_bytes(head, policy=email.policy.default)
+    mailboxes = []
+    for header in ("to", "cc", "bcc"):
+        for value in parsed.get_all(header, []):
+            try:
+                addresses = value.addresses
+            except (AttributeError, ValueError, IndexError):
+                raise InputError(
+                    f"{header.title()}: cannot read its addresses", param="message"
+                ) from None
+            for address in addresses:
+                mailboxes.append((str(address.display_name or ""), str(address.addr_spec)))
+    added = []
+    if b"from" not in names:
+        added.append(f"From: {sender_header}".encode())
+    if b"date" not in names:
+        added.append(f"Date: {email.utils.format_datetime(now)}".encode())
+    if b"message-id" not in names:
+        added.append(f"Message-ID: {message_id}".encode())
+    else:
+        message_id = " ".join(str(parsed["message-id"]).split())[:255]
+    if b"mime-version" not in names:
+        added.append(b"MIME-Version: 1.0")
+    kept = [b"\r\n".join(field) for field, name in zip(headers, names, strict=True)
+            if name != b"bcc"]  # fmt: skip
+    data = b"\r\n".join([*kept, *added]) + b"\r\n\r\n" + body
+    if len(data) > max_size:
+        raise InputError(too_big(len(data), max_size), param="message")
+    subject = " ".join(str(parsed.get("subject", "")).split())
+    return Prebuilt(data, subject, message_id, mailboxes)
+
+
+def _bytes(message) -> bytes:
+    if isinstance(message, bytes | bytearray | memoryview):
+        return bytes(message)
+    if isinstance(message, email.message.Message):
+        for name, value in message.items():
+            if re.search(r"[\r\n]", _FOLDED.sub(" ", str(value))):
+                raise InputError(
+                    f"{name}: a CR or LF in a header value (header injection?)", param="message"
+                )
+        policy = message.policy.clone(linesep="\r\n")
+        try:
+            return message.as_bytes(policy=policy)
+        except (TypeError, ValueError, LookupError, UnicodeError) as exc:
+            raise InputError(f"the message cannot be written out: {exc}", param="message") from None
+    raise InputError(
+        f"message: expected an email.message.Message or bytes, got {type(message).__name__}",
+        param="message",
+    )
+
+
+def too_big(size: int, limit: int) -> str:
+    return (
+        f"the message is {_megabytes(size)}, more than max_message_size ({_megabytes(limit)}); "
+        "nothing was stored"
+    )
+
+
+def _megabytes(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size:,} bytes"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def describe(data: bytes) -> dict:
+    """What `show` says of a stored email beside its bodies: its headers, decoded, and its
+    attachments (filename, content type, size)."""
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    headers = []
+    for name, value in parsed.items():
+        try:
+            text = str(value)
+        except (ValueError, IndexError, LookupError):
+            text = str(parsed.get_all(name, [""])[0])
+        headers.append([name, " ".join(text.split())])
+    attachments = []
+    for part in parsed.walk():
+        if part.is_multipart():
+            continue
+        filename = part.get_filename()
+        if filename is None and part.get_content_disposition() != "attachment":
+            continue
+        payload = part.get_payload(decode=True) or b""
+        attachments.append({"filename": filename or "", "content_type": part.get_content_type(),
+                            "size": len(payload)})  # fmt: skip
+    return {"headers": headers, "attachments": attachments}
