@@ -120,6 +120,7 @@ def build_rows(
                 "body_html": body_html,
                 "message_id_header": header_id,
                 "suppressed": None if entry is None else reason_text(entry, cfg.minute),
+                "headers": extra,
                 "mime": mime.build(
                     sender=cfg.sender_header,
                     address=address.address if address.smtputf8 else address.envelope,

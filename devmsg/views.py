@@ -132,7 +132,10 @@ def receiver_detail(row: dict, tz: ZoneInfo):
             else "-",
         ),
         ("Sent to", row["sent_to"] or "-"),
-        ("From", row["sender"]),
+        (
+            "From",
+            next((v for n, v in row.get("headers", []) if n.lower() == "from"), row["sender"]),
+        ),  # fmt: skip
         ("Message-ID", row["message_id_header"]),
         ("Created by", row["created_by"]),
         ("Context", json.dumps(row["context"], ensure_ascii=False)),
@@ -141,7 +144,25 @@ def receiver_detail(row: dict, tz: ZoneInfo):
     ]
     for key, value in pairs:
         fields.add_row(key, value if isinstance(value, Text) else Text(str(value)))
-    parts: list = [fields, Panel(Text(row["body_text"]), title="Plain text", title_align="left")]
+    parts: list = [fields]
+    own = ("from", "to", "subject", "date", "message-id", "mime-version", "content-type",
+           "content-transfer-encoding")  # fmt: skip
+    extra = [(name, value) for name, value in row.get("headers", []) if name.lower() not in own]
+    if extra:
+        headers = Table.grid(padding=(0, 2))
+        headers.add_column(style="bold", no_wrap=True)
+        headers.add_column(overflow="fold")
+        for name, value in extra:
+            headers.add_row(Text(name), Text(value))
+        parts.append(Panel(headers, title="Headers", title_align="left"))
+    if row.get("attachments"):
+        files = Table(box=box.SIMPLE, header_style="bold", pad_edge=False)
+        for column in ("File", "Type", "Size"):
+            files.add_column(column, justify="right" if column == "Size" else "left")
+        for item in row["attachments"]:
+            files.add_row(Text(item["filename"]), Text(item["content_type"]), _size(item["size"]))
+        parts.append(Panel(files, title="Attachments", title_align="left"))
+    parts.append(Panel(Text(row["body_text"]), title="Plain text", title_align="left"))
     if row["body_html"]:
         parts.append(
             Panel(
@@ -186,6 +207,13 @@ def receiver_detail(row: dict, tz: ZoneInfo):
             )
         )
     return Group(*parts)
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def stats_view(data: dict, tz: ZoneInfo):
@@ -316,8 +344,9 @@ def preview_view(row: dict):
     fields.add_column(style="bold", no_wrap=True)
     fields.add_column(overflow="fold")
     to = f"{row['name']} <{row['address']}>" if row["name"] else row["address"]
-    for key, value in (("To", to), ("Language", row["language"]), ("Subject", row["subject"])):
-        fields.add_row(key, Text(value))
+    shown = [("To", to), ("Language", row["language"]), ("Subject", row["subject"])]
+    for key, value in shown + list(row.get("headers", ())):
+        fields.add_row(Text(key), Text(value))
     return Group(
         fields,
         Panel(Text(row["body_text"]), title="Plain text", title_align="left"),

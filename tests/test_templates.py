@@ -31,6 +31,10 @@ SAMPLE_CONTEXT = {
         "assignment": "Oblig 1", "course": "INF1000", "published": "2026-11-27T14:30:00+00:00",
         "points": 87.5, "comments": 1, "url": "https://devilry.example/f/1",
     },
+    "course_news": {
+        "course": "INF1000", "news": "Room 2.", "url": "https://devilry.example/n/1",
+        "unsubscribe_url": "https://devilry.example/unsubscribe/inf1000",
+    },
 }  # fmt: skip
 
 

@@ -87,12 +87,27 @@ def show(
         int, typer.Argument(metavar="ID", help="Receiver id (from list).", parser=receiver_id)
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    eml: Annotated[
+        bool,
+        typer.Option(
+            "--eml",
+            help="Write the exact stored email (what every send delivers) "
+            "to stdout, as an .eml file.",
+        ),
+    ] = False,
 ) -> None:
     """Show one receiver: every field, the content, and each failure's traceback.
 
     Example: devmsg show 42
     """
+    if eml and json_output:
+        raise UsageError("give --json or --eml, not both")
     outbox = _outbox(ctx, looking=True)
+    if eml:
+        data = outbox.email(receiver_id)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
     row = outbox.show(receiver_id)
     if json_output:
         _print_json(row)

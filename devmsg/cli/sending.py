@@ -101,6 +101,34 @@ def send(
             help="Never send after TIME (ISO 8601 or +DURATION): it becomes expired.",
         ),
     ] = None,
+    attach: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            metavar="FILE",
+            help="Attach FILE to every receiver's mail. Repeat for more.",
+        ),
+    ] = None,
+    reply_to: Annotated[
+        str | None, typer.Option("--reply-to", metavar="ADDRESS", help="A Reply-To header.")
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            metavar="'NAME: VALUE'",
+            help="An extra header (not one devmsg writes itself). Repeat for more.",
+        ),
+    ] = None,
+    eml: Annotated[
+        str | None,
+        typer.Option(
+            "--eml",
+            metavar="FILE",
+            help="Send a prebuilt message (RFC 5322, an .eml "
+            "file; - for stdin) to its To, Cc and Bcc, or to --to.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Render a message for each receiver in their language, store it, and send it.
@@ -110,6 +138,12 @@ def send(
     """
     from devmsg.inputs import parse_json_object, parse_recipient, read_receivers
 
+    if eml is not None:
+        _send_eml(ctx, eml, type, to, queue, at, expires, json_output, {
+            "--template": template, "--receivers": receivers, "--language": language,
+            "--context": context, "--subject": subject, "--text": text, "--html": html,
+            "--attach": attach, "--reply-to": reply_to, "--header": header}, metadata)  # fmt: skip
+        return
     if not to and not receivers:
         raise UsageError("no receivers: give --to or --receivers")
     if to and receivers:
@@ -146,9 +180,64 @@ def send(
             queue=queue,
             send_at=send_at,
             expires_at=expires_at,
+            attachments=attach,
+            reply_to=reply_to,
+            headers=_headers(header or []),
             progress=bar,
         ),
     )
+    _report_send(outbox, report, send_at, json_output)
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    from devmsg.attachments import parse_header_line
+
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, value = parse_header_line(line, f"--header {line!r}")
+        if name.lower() in (n.lower() for n in headers):
+            raise UsageError(f"--header {name}: given twice")
+        headers[name] = value
+    return headers
+
+
+def _send_eml(ctx, eml, type, to, queue, at, expires, json_output, others, metadata) -> None:
+    """send --eml: a prebuilt message, stored and sent as given (see Outbox.send_email)."""
+    import sys
+
+    from devmsg.inputs import parse_json_object, parse_recipient, parse_time
+
+    given = [option for option, value in others.items() if value]
+    if given:
+        raise UsageError(f"--eml sends the message as given: {', '.join(given)} cannot go with it")
+    if eml == "-" and metadata == "@-":
+        raise UsageError("--eml and --metadata cannot both read stdin")
+    metadata_value = parse_json_object(metadata, "--metadata")
+    if eml == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(eml, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise UsageError(f"--eml {eml}: cannot read: {exc.strerror}") from None
+    recipients = None
+    if to:
+        recipients = [parse_recipient(item, None, where=f"--to {item!r}") for item in to]
+    outbox = _outbox(ctx)
+    tz = outbox.config.tzinfo
+    send_at = None if at is None else parse_time(at, "--at", tz)
+    expires_at = None if expires is None else parse_time(expires, "--expires", tz)
+    report = _deliver(
+        "Sending",
+        lambda bar: outbox.send_email(data, type=type, recipients=recipients, queue=queue,
+                                      metadata=metadata_value,
+                                      send_at=send_at, expires_at=expires_at, progress=bar),
+    )  # fmt: skip
+    _report_send(outbox, report, send_at, json_output)
+
+
+def _report_send(outbox, report, send_at, json_output: bool) -> None:
     if not json_output:
         for asked, (used, count) in sorted(report.fallbacks.items()):
             _echo(f"{plural(count, 'receiver')} asked for {asked}: sent in {used}")
