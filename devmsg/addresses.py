@@ -52,8 +52,11 @@ def mailbox_key(address: str) -> str:
 
 
 def _local_domain(domain: str) -> bool:
-    """localhost and .test (RFC 2606, 6761): where a developer's capture server lives."""
+    """localhost and .test (RFC 2606, 6761): where a developer's capture server lives; and
+    a name without a dot (a@x, root@mailhost), which only a local relay can route."""
     domain = domain.rstrip(".").lower()
+    if domain and "." not in domain and domain.isascii() and domain.replace("-", "").isalnum():
+        return True
     return any(domain == d or domain.endswith("." + d) for d in ("localhost", "test"))
 
 
@@ -86,7 +89,9 @@ def check_address(address: str, where: str = "", allow_local: bool = False) -> A
     except EmailNotValidError as exc:
         hint = ""
         if _local_domain(domain):
-            hint = " (allow_local_domains = true in devmsg.toml accepts localhost and .test)"
+            hint = (
+                " (allow_local_domains = true in devmsg.toml accepts localhost, .test and a@host)"
+            )
         raise InputError(f"{prefix}invalid address {address!r}: {exc}{hint}") from None
     envelope = result.ascii_email or result.normalized
     return Address(result.normalized, envelope, bool(result.smtputf8))

@@ -114,9 +114,9 @@ def _bytes(message) -> bytes:
                 raise InputError(
                     f"{name}: a CR or LF in a header value (header injection?)", param="message"
                 )
-        policy = message.policy.clone(linesep="\r\n")
         try:
-            return message.as_bytes(policy=policy)
+            # Django's messages take no policy here: line ends are made CRLF below anyway.
+            return message.as_bytes()
         except (TypeError, ValueError, LookupError, UnicodeError) as exc:
             raise InputError(f"the message cannot be written out: {exc}", param="message") from None
     raise InputError(

@@ -369,7 +369,7 @@ def test_local_test_addresses_need_allow_local_domains(cli, smtp):
         assert result.exit_code == 1
         assert result.stderr.startswith(f"Error: --to {address!r}: invalid address {address!r}")
         assert result.stderr.endswith(
-            "(allow_local_domains = true in devmsg.toml accepts localhost and .test)\n"
+            "(allow_local_domains = true in devmsg.toml accepts localhost, .test and a@host)\n"
         )
     assert count_rows(cli.config) == 0
     cli.config.write_text("allow_local_domains = true\n" + cli.config.read_text())
