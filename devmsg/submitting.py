@@ -175,8 +175,8 @@ class Submitting(Operating):
             recipients = [Recipient(address, name[:200], source=f"the message's {address!r}")
                           for name, address in prebuilt.mailboxes]  # fmt: skip
         checked, duplicates, _ = check_receivers(recipients, None, cfg)
-        # One set of bytes for every receiver: stored once when they are several.
-        body: bytes | list = prebuilt.data if len(checked) == 1 else [Shared.of(prebuilt.data)]
+        # One set of bytes for every receiver, stored once (and read back as any MIME).
+        body = [Shared.of(prebuilt.data)]
 
         def rows_for(chunk: list, listed: dict) -> list[dict]:
             from devmsg.store.suppression import reason_text
