@@ -88,7 +88,7 @@ def check_address(address: str, where: str = "", allow_local: bool = False) -> A
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         hint = ""
-        if _local_domain(domain):
+        if "@" in text and _local_domain(domain):
             hint = (
                 " (allow_local_domains = true in devmsg.toml accepts localhost, .test and a@host)"
             )

@@ -70,6 +70,8 @@ def prepare(
     if not headers:
         raise InputError("the message has no headers: it cannot be parsed", param="message")
     body = _LINE_END.sub(b"\r\n", b"\n".join(lines[body_at:])) if body_at < len(lines) else b""
+    if body and not body.endswith(b"\r\n"):
+        body += b"\r\n"  # the last line ends in CRLF too: SMTP would add it, unrecorded
 
     names = [field[0].split(b":", 1)[0].strip().lower() for field in headers]
     head = b"\r\n".join(b"\r\n".join(field) for field in headers) + b"\r\n\r\n"

@@ -155,8 +155,8 @@ class Outbox(Submitting):
         )  # fmt: skip
 
     def _extra_headers(self, headers: dict, reply_to: str | None) -> tuple[tuple[str, str], ...]:
-        from devmsg.attachments import extra_header
         from devmsg.config import format_sender
+        from devmsg.headers import extra_header
 
         checked = []
         for name, value in headers.items():

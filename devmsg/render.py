@@ -192,7 +192,7 @@ class Renderer:
     def _headers(self, name: str, language: str, variables: dict) -> tuple[tuple[str, str], ...]:
         """headers.txt rendered for one receiver, in an environment where a value with a
         line break is an error (it would start a header of its own: injection)."""
-        from devmsg.attachments import parse_header_line
+        from devmsg.headers import parse_header_line
 
         env = self._header_envs.get(language)
         if env is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from email.utils import getaddresses
+from email.utils import parseaddr
 from pathlib import Path
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
@@ -167,8 +167,13 @@ def _recipients(options: Options, data: bytes):
     Postfix does). None: the message's own (send_email reads them)."""
     from devmsg.inputs import Recipient
 
-    given = [Recipient(address, name) for name, address in getaddresses(options.addresses)
-             if address]  # fmt: skip
+    given = []
+    for piece in (p.strip() for arg in options.addresses for p in arg.split(",")):
+        if "<" in piece:  # Name <address>
+            name, address = parseaddr(piece)
+            given.append(Recipient(address or piece, name))
+        elif piece:
+            given.append(Recipient(piece))
     if options.headers and not given:
         return None
     if options.headers:

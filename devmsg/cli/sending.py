@@ -190,7 +190,7 @@ def send(
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
-    from devmsg.attachments import parse_header_line
+    from devmsg.headers import parse_header_line
 
     headers: dict[str, str] = {}
     for line in lines:

@@ -7,8 +7,8 @@ import datetime as dt
 from peewee import JOIN, fn
 
 from devmsg.models import Bounce, Content, Failure, Message, MessageBlob, Receiver, database
-from devmsg.store import blobs
 from devmsg.store.base import lease_now, to_db, writing
+from devmsg.store.blobs import forget_unused
 
 
 def _orphans():
@@ -59,7 +59,7 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
         if not deleted:
             break
     with writing():
-        blobs.forget_unused(database)  # shared parts no message uses any more
+        forget_unused(database)  # shared parts no message uses any more
     return receivers, messages
 
 

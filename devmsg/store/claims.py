@@ -10,7 +10,6 @@ from peewee import SqliteDatabase, chunked, fn
 
 from devmsg.content import assemble, email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver, database
-from devmsg.store import blobs
 from devmsg.store.base import (
     INSERT_CHUNK,
     _for_update,
@@ -24,6 +23,7 @@ from devmsg.store.base import (
     utcnow,
     writing,
 )
+from devmsg.store.blobs import read as read_blob
 from devmsg.store.outcomes import _record_failure
 from devmsg.store.policy import Policy
 
@@ -295,7 +295,7 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
         .tuples()
     )  # fmt: skip
     rows = {row[0]: row for row in query}
-    return [Outgoing(r[0], r[1], r[2], assemble(email(bytes(r[3])), r[6], blobs.read),
+    return [Outgoing(r[0], r[1], r[2], assemble(email(bytes(r[3])), r[6], read_blob),
                      r[4], r[5], r[7])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
 

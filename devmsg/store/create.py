@@ -9,8 +9,8 @@ from peewee import fn
 
 from devmsg.content import cut, pack
 from devmsg.models import Content, JSONField, Message, MessageBlob, Receiver, database
-from devmsg.store import blobs
 from devmsg.store.base import _param, announce, insert_sql, to_db, utcnow, writing
+from devmsg.store.blobs import forget_unused, keep
 
 
 def begin_message(message: dict, lease_until: dt.datetime) -> int:
@@ -110,7 +110,7 @@ def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None)
         else:
             packed, extra = pack(text, html, email)
         contents.append((rid, packed, extra, parts))
-    blobs.keep(db, message_id, shared)
+    keep(db, message_id, shared)
     db.cursor().executemany(insert_sql(db, "content", _CONTENT_COLUMNS), contents)
     return ids
 
@@ -135,5 +135,5 @@ def discard_message(message_id: int) -> None:
         Content.delete().where(Content.receiver.in_(mine)).execute()
         Receiver.delete().where(Receiver.message == message_id).execute()
         MessageBlob.delete().where(MessageBlob.message == message_id).execute()
-        blobs.forget_unused(database)
+        forget_unused(database)
         Message.delete().where(Message.id == message_id).execute()

@@ -9,8 +9,8 @@ from peewee import fn
 from devmsg.content import assemble, bodies, email
 from devmsg.errors import NotFoundError
 from devmsg.models import SENDING, UNSENT, Content, Failure, Message, Receiver
-from devmsg.store import blobs
 from devmsg.store.base import from_db, lease_now, to_db
+from devmsg.store.blobs import read as read_blob
 from devmsg.store.bounces import reports
 from devmsg.store.claims import _claimed
 
@@ -146,7 +146,7 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
     detail = _summary(row, to_db(lease_now()), max_age)
-    whole = assemble(email(bytes(row["email"])), row["parts"], blobs.read)
+    whole = assemble(email(bytes(row["email"])), row["parts"], read_blob)
     text, html = bodies(bytes(row["email"]), _bytes(row["bodies"]), whole if row["parts"] else None)
     detail.update(
         email=whole,
@@ -189,7 +189,7 @@ def receiver_email(receiver_id: int) -> bytes:
     )
     if row is None:
         raise NotFoundError(f"no receiver with id {receiver_id}")
-    return assemble(email(bytes(row[0])), row[1], blobs.read)
+    return assemble(email(bytes(row[0])), row[1], read_blob)
 
 
 def _bytes(value) -> bytes | None:
