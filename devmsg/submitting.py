@@ -83,12 +83,14 @@ class Submitting(Operating):
         duplicates: int = 0,
         fallbacks: dict[str, int] | None = None,
         progress: Progress | None = None,
+        note_pause: bool = True,
     ) -> SendReport:
         """Store `message` with a row per checked receiver (`rows_for(chunk, listed)`),
-        then deliver them unless `queue`."""
+        then deliver them unless `queue`. Without `note_pause`, a queued message's report
+        does not say whether sending is paused (a query saved: it changes nothing)."""
         cfg = self.config
         listed = store.suppressed(address.address for address, _, _ in checked)
-        pause = store.paused()
+        pause = store.paused() if note_pause or not queue else None  # queued anyway
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
         report = SendReport(queued=queue, pause=pause, duplicates=duplicates,
@@ -165,7 +167,7 @@ class Submitting(Operating):
             envelope_from = self._envelope_from(envelope_from)
         prebuilt = prepare(message, sender_header=cfg.sender_header, max_size=cfg.max_message_size,
                            message_id=mime.new_message_id(cfg.sender_address),
-                           now=dt.datetime.now(dt.UTC))  # fmt: skip
+                           now=dt.datetime.now(dt.UTC), mailboxes=recipients is None)  # fmt: skip
         if recipients is None:
             if not prebuilt.mailboxes:
                 raise UsageError(
@@ -175,8 +177,9 @@ class Submitting(Operating):
             recipients = [Recipient(address, name[:200], source=f"the message's {address!r}")
                           for name, address in prebuilt.mailboxes]  # fmt: skip
         checked, duplicates, _ = check_receivers(recipients, None, cfg)
-        # One set of bytes for every receiver, stored once (and read back as any MIME).
-        body = [Shared.of(prebuilt.data)]
+        # One set of bytes for every receiver, stored once when they are several; pieces,
+        # so that show reads them back as any MIME (not as devmsg's own layout).
+        body = [Shared.of(prebuilt.data)] if len(checked) > 1 else [prebuilt.data]
 
         def rows_for(chunk: list, listed: dict) -> list[dict]:
             from devmsg.store.suppression import reason_text
@@ -199,6 +202,7 @@ class Submitting(Operating):
         return self._submit(
             message_row, checked, rows_for, queue=queue or later, schedule=schedule,
             duplicates=duplicates, progress=progress,
+            note_pause=progress is not None,  # the CLI says so; Django and sendmail need not
         )  # fmt: skip
 
     def _envelope_from(self, value: str) -> str:
