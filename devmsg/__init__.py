@@ -14,7 +14,7 @@ The Python API mirrors the command line::
         print(result.sent, result.failed)
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _EXPORTS = {
     "Config": "devmsg.config",

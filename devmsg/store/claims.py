@@ -45,10 +45,17 @@ class Outgoing:
     id: int
     envelope: str | None
     address: str
-    mime: bytes
+    packed: bytes  # the email as stored: compressed, without its shared pieces
     failed_count: int
     relay_failures: int = 0
     envelope_from: str | None = None  # a MAIL FROM the message asked for (sendmail -f)
+    parts: str | None = None  # where the shared pieces go back in (see devmsg.content)
+
+    @property
+    def mime(self) -> bytes:
+        """The exact bytes to send, assembled when sent: a batch of receivers of a large
+        attachment holds it once (in the blob cache), not once a receiver."""
+        return assemble(email(self.packed), self.parts, read_blob)
 
 
 INTERRUPTED = "interrupted attempt: the sender stopped mid-delivery; it may have been delivered"
@@ -295,8 +302,7 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
         .tuples()
     )  # fmt: skip
     rows = {row[0]: row for row in query}
-    return [Outgoing(r[0], r[1], r[2], assemble(email(bytes(r[3])), r[6], read_blob),
-                     r[4], r[5], r[7])
+    return [Outgoing(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[7], r[6])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
 
 
