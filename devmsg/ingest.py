@@ -95,6 +95,15 @@ class Ingest:
             if forged:
                 return {}, "its return path's token is not valid (forged, or another store's)"
         found = store.bounces.by_message_id(parsed.message_ids)
+        if len(found) > 1:
+            # One message to many (a prebuilt message's receivers share its Message-ID):
+            # only the receivers the report names.
+            named = {_key(r.recipient) for r in parsed.reports if r.recipient}
+            found = {rid: address for rid, address in found.items()
+                     if mailbox_key(address) in named}  # fmt: skip
+            if not found:
+                return {}, ("its original's Message-ID is shared by several receivers, and "
+                            "it names none of them")  # fmt: skip
         if found:
             return found, ""
         if not parsed.message_ids:

@@ -172,3 +172,23 @@ def test_send_eml_refuses_options_that_render(cli, home):
     assert result.stderr.strip() == (
         "Error: --eml sends the message as given: --subject, --attach cannot go with it"
     )
+
+
+def test_a_bounce_of_a_message_to_many_marks_only_the_receiver_it_names(cli, smtp, home):
+    from bounce_mail import postfix
+
+    (home / "order.eml").write_bytes(MESSAGE)
+    assert cli("send", "--eml", "order.eml", "--type", "receipt").exit_code == 0
+    [(message_id,)] = sql("select distinct message_id_header from receiver")
+    bounce = postfix("noreply@devilry.example", "kari@example.no", message_id)
+    result = cli("bounces", "ingest", "--json", input=bounce.decode())
+    assert result.exit_code == 0, result.output
+    assert sql("select address, status from receiver order by id") == [
+        ("ola@example.no", "sent"), ("kari@example.no", "bounced"),
+        ("per@example.no", "sent"), ("audit@example.com", "sent"),
+    ]  # fmt: skip
+    # A report that names none of them matches none.
+    stray = postfix("noreply@devilry.example", "someone@example.no", message_id)
+    report = json.loads(cli("bounces", "ingest", "--json", input=stray.decode()).stdout)
+    assert report["messages"][0]["outcome"] == "unmatched"
+    assert "shared by several receivers" in report["messages"][0]["why"]
