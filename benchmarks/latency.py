@@ -212,7 +212,8 @@ def queue_burst(config: Path, count: int, tag: str) -> None:
 
 
 def run_backend(name: str, database: str, args, folder: Path) -> None:
-    from devmsg.proxy import DelayProxy
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' delaying proxy, not installed
+    from proxy import DelayProxy
 
     server = Server()
     config = project(folder, server.port, database, args.connections)

@@ -242,7 +242,8 @@ def api_call_ms(folder: Path, calls: int) -> float:
 def network_case(work: Path, n: int, results: Results) -> dict:
     """A relay a network round trip away: a proxy adds 10 ms each way (20 ms round trip)
     between devmsg and the server. resend-failed over N queued receivers, messages/s."""
-    from devmsg.proxy import DelayProxy
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' delaying proxy, not installed
+    from proxy import DelayProxy
 
     print(f"\nnetwork: 10 ms each way (a 20 ms round trip), N={n}, messages/s")
     csv_n = receivers_csv(work / f"net{n}.csv", n)

@@ -54,6 +54,31 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "postgres_only: about PostgreSQL; not run on SQLite")
 
 
+_NO_POSTGRES: list = []  # the PostgreSQL half, left out of a local run without a server
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without $DEVMSG_TEST_POSTGRES (and not on CI, which requires it), the PostgreSQL half
+    is left out, with one line at the end instead of a skip line per test."""
+    if PG_ADMIN or os.environ.get("CI"):
+        return
+    kept = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (_NO_POSTGRES if params.get("backend") == "postgresql" else kept).append(item)
+    if _NO_POSTGRES:
+        config.hook.pytest_deselected(items=_NO_POSTGRES)
+        items[:] = kept
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NO_POSTGRES:
+        terminalreporter.write_line(
+            f"{len(_NO_POSTGRES)} PostgreSQL tests not run: no server "
+            "(set DEVMSG_TEST_POSTGRES, see .ci/postgres.sh)"
+        )
+
+
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         backends = ["sqlite", "postgresql"]

@@ -10,7 +10,7 @@ import json
 import pytest
 from conftest import Cli, write_project
 
-from devmsg.proxy import DelayProxy
+from proxy import DelayProxy
 from devmsg.smtpserver import CapturingServer
 
 SEND = ("send", "--type", "t", "--subject", "s", "--text", "t", "--json")
