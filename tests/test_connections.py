@@ -9,7 +9,6 @@ import json
 
 import pytest
 from conftest import Cli, write_project
-
 from proxy import DelayProxy
 
 SEND = ("send", "--type", "t", "--subject", "s", "--text", "t", "--json")

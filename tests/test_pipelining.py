@@ -9,8 +9,8 @@ import json
 
 import pytest
 from conftest import Cli, write_project
-
 from proxy import DelayProxy
+
 from devmsg.smtpserver import CapturingServer
 
 SEND = ("send", "--type", "t", "--subject", "s", "--text", "t", "--json")
