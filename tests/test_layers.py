@@ -29,9 +29,9 @@ def writes(tree: ast.AST) -> list[str]:
             and node.func.id == "print"
         ):
             found.append(f"print() at line {node.lineno}")
-        if isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr"):
-            if isinstance(node.value, ast.Name) and node.value.id == "sys":
-                found.append(f"sys.{node.attr} at line {node.lineno}")
+        if (isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr")
+                and isinstance(node.value, ast.Name) and node.value.id == "sys"):  # fmt: skip
+            found.append(f"sys.{node.attr} at line {node.lineno}")
     return found
 
 
