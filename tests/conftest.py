@@ -52,11 +52,13 @@ STORE: dict = {"backend": "sqlite", "url": None}  # the current test's store
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: about SQLite itself; not run on PostgreSQL")
     config.addinivalue_line("markers", "postgres_only: about PostgreSQL; not run on SQLite")
+    config.addinivalue_line("markers", "unit: the inner ring: no store, no CLI, run once (-m unit)")
 
 
 _NO_POSTGRES: list = []  # the PostgreSQL half, left out of a local run without a server
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k chose: count only what would have run
 def pytest_collection_modifyitems(config, items):
     """Without $DEVMSG_TEST_POSTGRES (and not on CI, which requires it), the PostgreSQL half
     is left out, with one line at the end instead of a skip line per test."""
@@ -82,7 +84,8 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         backends = ["sqlite", "postgresql"]
-        if metafunc.definition.get_closest_marker("sqlite_only"):
+        marked = metafunc.definition.get_closest_marker
+        if marked("sqlite_only") or marked("unit"):
             backends = ["sqlite"]
         elif metafunc.definition.get_closest_marker("postgres_only"):
             backends = ["postgresql"]
