@@ -18,8 +18,9 @@ def test_blank_database_is_migrated_to_the_models_schema(tmp_path):
     db = open_database(path)
     try:
         assert sorted(db.get_tables()) == [
-            "bounce", "content", "failure", "message", "pause", "rate_limit", "rate_permit",
-            "receiver", "schema_migration", "secret", "suppression", "worker",
+            "blob", "bounce", "content", "failure", "message", "message_blob", "pause",
+            "rate_limit", "rate_permit", "receiver", "schema_migration", "secret",
+            "suppression", "worker",
         ]  # fmt: skip
         for model in MODELS:
             table = model._meta.table_name
