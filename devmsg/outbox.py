@@ -97,50 +97,17 @@ class Outbox(Submitting):
         `queue`, leave it `not_sent` for resend-failed). `attachments` are paths or
         (filename, bytes, content_type); `headers` are added to every receiver's (none
         devmsg writes itself). Invalid input raises InputError and stores nothing."""
-        from devmsg.htmltext import html_to_text
-        from devmsg.render import Rendered, one_line
-
         cfg = self.config
-        check_type("type", type, str)
-        for name, value in (("template", template), ("language", language),
-                            ("subject", subject), ("text", text), ("html", html),
-                            ("reply_to", reply_to)):  # fmt: skip
-            check_type(name, value, str, optional=True)
-        check_type("context", context, dict, optional=True)
-        check_type("headers", headers, dict, optional=True)
-        check_json(context=context, metadata=metadata)
-        context = dict(context or {})
-        if not type.strip():
-            raise InputError("type must not be empty", param="type")
-        if "receiver" in context:
-            raise InputError(
-                "context: the key 'receiver' is reserved for the receiver", param="context"
-            )
+        context = self._check_send(type, template, context, metadata, language, subject, text,
+                                   html, reply_to, headers)  # fmt: skip
         schedule, later = check_schedule(send_at, expires_at)
-        queue = queue or later
-        if template is not None and (subject or text or html):
-            raise UsageError(
-                "give either template or subject/text/html, not both",
-                cli="give either --template or --subject/--text/--html, not both",
-            )
-        inline, render = None, None
-        if template is None:
-            if not subject or not (text or html):
-                raise UsageError(
-                    "without a template, give subject and text or html",
-                    cli="without --template, give --subject and --text or --html",
-                )
-            inline = Rendered(one_line(subject), text or html_to_text(html or ""), html or "")
-        else:
-            renderer = self._renderer
-            renderer.check_template(template)
-            render = renderer.render
+        inline, render = self._content(template, subject, text, html)
         extra = self._extra_headers(headers or {}, reply_to)
         files = self._attachments(attachments)
+        checked, duplicates, fallbacks = check_receivers(recipients, language, cfg)
 
         from devmsg import mime
 
-        checked, duplicates, fallbacks = check_receivers(recipients, language, cfg)
         date = mime.date_header(dt.datetime.now(dt.UTC))
 
         def rows_for(chunk: list, listed: dict) -> list[dict]:
@@ -150,9 +117,56 @@ class Outbox(Submitting):
         message = {"type": type.strip(), "template": template, "context": context,
                    "metadata": dict(metadata or {}), "sender": cfg.sender}  # fmt: skip
         return self._submit(
-            message, checked, rows_for, queue=queue, schedule=schedule,
+            message, checked, rows_for, queue=queue or later, schedule=schedule,
             duplicates=duplicates, fallbacks=fallbacks, progress=progress,
         )  # fmt: skip
+
+    # Validating, planning, storing: send's three steps, each on its own.
+
+    @staticmethod
+    def _check_send(type, template, context, metadata, language, subject, text, html, reply_to,
+                    headers) -> dict:  # fmt: skip
+        """Every argument's type and the combinations that cannot go together; the context
+        to render with (a copy)."""
+        check_type("type", type, str)
+        for name, value in (("template", template), ("language", language),
+                            ("subject", subject), ("text", text), ("html", html),
+                            ("reply_to", reply_to)):  # fmt: skip
+            check_type(name, value, str, optional=True)
+        check_type("context", context, dict, optional=True)
+        check_type("headers", headers, dict, optional=True)
+        check_json(context=context, metadata=metadata)
+        if not type.strip():
+            raise InputError("type must not be empty", param="type")
+        context = dict(context or {})
+        if "receiver" in context:
+            raise InputError(
+                "context: the key 'receiver' is reserved for the receiver", param="context"
+            )
+        if template is not None and (subject or text or html):
+            raise UsageError(
+                "give either template or subject/text/html, not both",
+                cli="give either --template or --subject/--text/--html, not both",
+            )
+        if template is None and (not subject or not (text or html)):
+            raise UsageError(
+                "without a template, give subject and text or html",
+                cli="without --template, give --subject and --text or --html",
+            )
+        return context
+
+    def _content(self, template, subject, text, html):
+        """(the Rendered of a message without a template, or the template's renderer)."""
+        from devmsg.render import Rendered, one_line
+
+        if template is None:
+            from devmsg.htmltext import html_to_text
+
+            plain = text or html_to_text(html or "")
+            return Rendered(one_line(subject), plain, html or ""), None
+        renderer = self._renderer
+        renderer.check_template(template)
+        return None, renderer.render
 
     def _extra_headers(self, headers: dict, reply_to: str | None) -> tuple[tuple[str, str], ...]:
         from devmsg.config import format_sender

@@ -57,7 +57,7 @@ def run() -> None:
 def _skip_unused_postgres_driver(argv: list[str]) -> None:
     """peewee imports an installed PostgreSQL driver eagerly: 90 ms and 11 MB on every
     SQLite cron tick. A process that will only use SQLite says so before peewee looks.
-    Done here, for the one command this process runs, and not in `_outbox`: in a process
+    Done here, for the one command this process runs, and not in `outbox_of`: in a process
     that runs more (tests, an application) peewee would keep the driver missing."""
     if "peewee" in sys.modules or "store" in argv:
         return

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import DevmsgGroup, _console, _echo, _outbox, _print_json, _with_progress, app
+from devmsg.cli.base import DevmsgGroup, app, console, echo, outbox_of, print_json, with_progress
 from devmsg.words import plural
 
 
@@ -36,13 +36,13 @@ def purge(
     from devmsg.inputs import parse_age
 
     age = parse_age(older_than) if older_than is not None else None
-    outbox = _outbox(ctx)
+    outbox = outbox_of(ctx)
     report = outbox.purge(older_than=age, orphans=orphans, dry_run=dry_run)
     if json_output:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
         return
     verb = "would delete" if dry_run else "deleted"
-    _echo(
+    echo(
         f"purge: {verb} {plural(report.receivers_deleted, 'receiver')} and "
         f"{plural(report.messages_deleted, 'message')}"
     )
@@ -63,8 +63,8 @@ def demo(
     """
     from devmsg.demo import run_demo
 
-    console = _console()
-    run_demo(folder, console.print)
+    out = console()
+    run_demo(folder, out.print)
 
 
 # --- store ----------------------------------------------------------------------------------
@@ -97,14 +97,14 @@ def store_copy(
 
     Example: devmsg store copy --to postgresql://devmsg@db.example:5432/devmsg
     """
-    outbox = _outbox(ctx)
-    counts = _with_progress(
+    outbox = outbox_of(ctx)
+    counts = with_progress(
         "Copying", lambda bar: outbox.copy_to(to, replace=replace, progress=bar), minimum=1
     )
     if json_output:
-        _print_json(counts)
+        print_json(counts)
     else:
-        _echo(
+        echo(
             f"store copy: copied {plural(counts['message'], 'message')}, "
             f"{plural(counts['receiver'], 'receiver')} "
             f"and {plural(counts['failure'], 'failure')} to {to}"

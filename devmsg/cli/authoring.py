@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import DevmsgGroup, _console, _echo, _print_json, app
+from devmsg.cli.base import DevmsgGroup, app, console, echo, print_json
 from devmsg.errors import DevmsgError
 
 
@@ -50,15 +50,15 @@ def catalog_extract(
     if check:
         missing, extra = catalogs.pot_difference(cfg, extracted)
         for key in missing:
-            _echo(f"{pot}: lacks {catalogs.label(key)}")
+            echo(f"{pot}: lacks {catalogs.label(key)}")
         for key in extra:
-            _echo(f"{pot}: has {catalogs.label(key)}, which no template uses")
+            echo(f"{pot}: has {catalogs.label(key)}, which no template uses")
         if missing or extra:
             raise DevmsgError(f"{pot} is out of date: run devmsg catalog extract")
-        _echo(f"{pot}: up to date ({len(catalogs.keys(extracted))} msgids)")
+        echo(f"{pot}: up to date ({len(catalogs.keys(extracted))} msgids)")
         return
     catalogs.write_pot(cfg, extracted)
-    _echo(f"{pot}: {len(catalogs.keys(extracted))} msgids")
+    echo(f"{pot}: {len(catalogs.keys(extracted))} msgids")
 
 
 @catalog_app.command("init")
@@ -77,14 +77,14 @@ def catalog_init(
 
     cfg = _config(ctx)
     path = catalogs.init(cfg, language, force)
-    _echo(f"{catalogs.shown(path, cfg)}: created")
+    echo(f"{catalogs.shown(path, cfg)}: created")
     new = path.parent.parent.name  # the locale as Babel spells it
     if new not in cfg.languages:
         import json
 
         where = cfg.path.name if cfg.path else "devmsg.toml"
         wanted = json.dumps([*cfg.languages, new])
-        _echo(f"{new} is not in languages: add it there in {where} (languages = {wanted}); "
+        echo(f"{new} is not in languages: add it there in {where} (languages = {wanted}); "
               f"until then send renders {new} receivers in {cfg.default_language}",
               err=True)  # fmt: skip
 
@@ -109,7 +109,7 @@ def catalog_update(
     cfg = _config(ctx)
     results = catalogs.update(cfg, language, fuzzy=not no_fuzzy_matching, write=not check)
     for result in results:
-        _echo(result.line())
+        echo(result.line())
     changed = [result.language for result in results if result.changed]
     if check and changed:
         raise DevmsgError(f"catalogs out of date: {', '.join(changed)} (devmsg catalog update)")
@@ -129,11 +129,11 @@ def catalog_stats(
 
     rows = catalogs.stats(_config(ctx), language)
     if json_output:
-        _print_json(rows)
+        print_json(rows)
         return
     from devmsg.views import catalog_stats_table
 
-    _console().print(catalog_stats_table(rows))
+    console().print(catalog_stats_table(rows))
 
 
 @app.command()
@@ -157,15 +157,15 @@ def check(
 
     report = run_check(_config(ctx), template, language)
     if json_output:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
         for finding in report.findings:
-            _echo(str(finding))
+            echo(str(finding))
         from devmsg.views import catalog_stats_table
 
         if report.stats:
-            _console().print(catalog_stats_table(report.stats))
-        _echo(f"check: {report.errors} errors, {report.warnings} warnings")
+            console().print(catalog_stats_table(report.stats))
+        echo(f"check: {report.errors} errors, {report.warnings} warnings")
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
 
@@ -208,4 +208,4 @@ def preview(
         return
     from devmsg.views import preview_view
 
-    _console().print(preview_view(row))
+    console().print(preview_view(row))

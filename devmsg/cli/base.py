@@ -65,7 +65,7 @@ def receiver_id(text: str) -> int:
         raise InputError(f"the ID must be a number, not {text!r}") from None
 
 
-def _console(stderr: bool = False):
+def console(stderr: bool = False):
     from devmsg.cli.terminal import SafeConsole
 
     return SafeConsole(stderr=stderr, highlight=False)
@@ -75,16 +75,16 @@ def _error(message: str) -> None:
     from rich.text import Text
 
     line = " ".join(message.split()) if "\n" in message else message
-    _console(stderr=True).print(Text(f"Error: {line}", style="red"), soft_wrap=True)
+    console(stderr=True).print(Text(f"Error: {line}", style="red"), soft_wrap=True)
 
 
-def _echo(text: str, err: bool = False) -> None:
+def echo(text: str, err: bool = False) -> None:
     from rich.text import Text
 
-    _console(stderr=err).print(Text(text), soft_wrap=True)
+    console(stderr=err).print(Text(text), soft_wrap=True)
 
 
-def _print_json(value) -> None:
+def print_json(value) -> None:
     from devmsg.views import to_json
 
     sys.stdout.write(to_json(value) + "\n")
@@ -121,7 +121,7 @@ def main(
     ctx.obj = {"config": config}
 
 
-def _outbox(ctx: typer.Context, looking: bool = False, config=None):
+def outbox_of(ctx: typer.Context, looking: bool = False, config=None):
     """The open Outbox (of `config`, else the one --config names). A command that only
     looks (`looking`) makes no store: on a SQLite file that is not there it says so."""
     from devmsg.config import load_config
@@ -156,11 +156,11 @@ class _ProgressBar:
     def __call__(self, done: int, total: int) -> None:
         if not self.decided:
             self.decided = True
-            console = _console(stderr=True)
-            if total >= self.minimum and console.is_terminal:
+            out = console(stderr=True)
+            if total >= self.minimum and out.is_terminal:
                 from rich.progress import Progress
 
-                self.progress = Progress(console=console, transient=True)
+                self.progress = Progress(console=out, transient=True)
                 self.progress.start()
                 self.task = self.progress.add_task(self.label, total=total)
         if self.progress is not None:
@@ -171,7 +171,7 @@ class _ProgressBar:
             self.progress.stop()
 
 
-def _with_progress(label: str, work, minimum: int = 20):
+def with_progress(label: str, work, minimum: int = 20):
     """Run `work(progress)` with a progress bar on a terminal for long runs."""
     bar = _ProgressBar(label, minimum)
     try:
@@ -180,7 +180,7 @@ def _with_progress(label: str, work, minimum: int = 20):
         bar.close()
 
 
-def _deliver(label: str, work):
+def deliver(label: str, work):
     """Run a delivering command's `work(progress)`: a progress bar for long runs, and a
     polite stop on SIGTERM or SIGINT (see `devmsg.delivery`). The first signal asks the run
     to stop: it finishes or abandons the exchange in flight, records it, releases every
@@ -192,11 +192,11 @@ def _deliver(label: str, work):
     from devmsg import delivery
 
     if threading.current_thread() is not threading.main_thread():
-        return _with_progress(label, work)  # signals reach the main thread only
+        return with_progress(label, work)  # signals reach the main thread only
     on_signal = polite_stop_handler()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _with_progress(label, work)
+        return with_progress(label, work)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -225,7 +225,7 @@ def polite_stop_handler(exit_code: int | None = None, then=None):
     return on_signal
 
 
-def _summary(report, what: str) -> str:
+def summary_line(report, what: str) -> str:
     text = (
         f"{what}: attempted {report.attempted}, sent {report.sent}, "
         f"failed {report.failed}, error {report.error}"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import DevmsgGroup, _echo, _outbox, _print_json, app
+from devmsg.cli.base import DevmsgGroup, app, echo, outbox_of, print_json
 from devmsg.errors import StoreError, UsageError
 
 bounces_app = typer.Typer(
@@ -90,14 +90,14 @@ def ingest(
         letters = mailboxes.from_stdin(sys.stdin.buffer, limit)
         environ = dict(os.environ)
     try:
-        report = _outbox(ctx, config=config).ingest_bounces(letters, environ)
+        report = outbox_of(ctx, config=config).ingest_bounces(letters, environ)
     except StoreError as exc:
         if environ is None:
             raise
         exc.exit_code = EX_TEMPFAIL  # a pipe from the MTA: it keeps the bounce, tries later
         raise
     if json_output:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
         return
     c = report.counts
     text = (
@@ -108,7 +108,7 @@ def ingest(
         text += f"; {c['duplicates']} read before (nothing changed)"
     if c["suppressed"]:
         text += f"; {c['suppressed']} added to the suppression list"
-    _echo(text)
+    echo(text)
     for entry in report.messages:
         if entry["outcome"] in ("unmatched", "rejected"):
-            _echo(f"  {entry['outcome']}: {entry['source']}: {entry['why']}")
+            echo(f"  {entry['outcome']}: {entry['source']}: {entry['why']}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import _console, _echo, _outbox, _print_json, app, receiver_id
+from devmsg.cli.base import app, console, echo, outbox_of, print_json, receiver_id
 from devmsg.errors import UsageError
 
 
@@ -55,7 +55,7 @@ def list_(
 
     Example: devmsg list --status failed --status error --type feedback --limit 20
     """
-    outbox = _outbox(ctx, looking=True)
+    outbox = outbox_of(ctx, looking=True)
     rows = outbox.list(
         statuses=status,
         type=type,
@@ -66,18 +66,18 @@ def list_(
         limit=limit,
     )
     if json_output:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
-        _echo("No receivers match.")
+        echo("No receivers match.")
         return
     from devmsg.views import receivers_table
 
-    console = _console()
-    table = receivers_table(rows, outbox.config.tzinfo, console.width)
+    out = console()
+    table = receivers_table(rows, outbox.config.tzinfo, out.width)
     if limit and len(rows) == limit:
         table.caption = f"The {limit} newest shown; --limit 0 shows all."
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
@@ -102,7 +102,7 @@ def show(
     """
     if eml and json_output:
         raise UsageError("give --json or --eml, not both")
-    outbox = _outbox(ctx, looking=True)
+    outbox = outbox_of(ctx, looking=True)
     if eml:
         data = outbox.email(receiver_id)
         sys.stdout.buffer.write(data)
@@ -110,11 +110,11 @@ def show(
         return
     row = outbox.show(receiver_id)
     if json_output:
-        _print_json(row)
+        print_json(row)
         return
     from devmsg.views import receiver_detail
 
-    _console().print(receiver_detail(row, outbox.config.tzinfo))
+    console().print(receiver_detail(row, outbox.config.tzinfo))
 
 
 @app.command()
@@ -140,10 +140,10 @@ def stats(
     """
     if json_output and prometheus:
         raise UsageError("give --json or --prometheus, not both")
-    outbox = _outbox(ctx, looking=True)
+    outbox = outbox_of(ctx, looking=True)
     data = outbox.stats(by=by)
     if json_output:
-        _print_json(data)
+        print_json(data)
         return
     if prometheus:
         from devmsg.cli.prometheus import prometheus_text
@@ -152,4 +152,4 @@ def stats(
         return
     from devmsg.views import stats_view
 
-    _console().print(stats_view(data, outbox.config.tzinfo))
+    console().print(stats_view(data, outbox.config.tzinfo))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import DevmsgGroup, _console, _echo, _outbox, _print_json, app
+from devmsg.cli.base import DevmsgGroup, app, console, echo, outbox_of, print_json
 from devmsg.words import plural
 
 
@@ -26,7 +26,7 @@ def limits(
 
     config = load_config(ctx.obj["config"])
     # With no limits configured there is nothing to look up: no store is needed.
-    rows = _outbox(ctx, looking=True, config=config).limits() if config.rate_limits else []
+    rows = outbox_of(ctx, looking=True, config=config).limits() if config.rate_limits else []
     _show(rows, json_output, "No rate limits configured ([rate_limits] in devmsg.toml).",
           lambda rows: limits_table(rows, config.tzinfo))  # fmt: skip
 
@@ -34,11 +34,11 @@ def limits(
 def _show(rows: list[dict], json_output: bool, empty: str, table) -> None:
     """A list as JSON, or a line saying it is empty, or its table."""
     if json_output:
-        _print_json(rows)
+        print_json(rows)
     elif not rows:
-        _echo(empty)
+        echo(empty)
     else:
-        _console().print(table(rows))
+        console().print(table(rows))
 
 
 suppress_app = typer.Typer(
@@ -62,7 +62,7 @@ def suppress_list(
     """
     from devmsg.views import suppressions_table
 
-    outbox = _outbox(ctx, looking=True)
+    outbox = outbox_of(ctx, looking=True)
     tz = outbox.config.tzinfo
     _show(outbox.suppressions(), json_output, "The suppression list is empty.",
           lambda rows: suppressions_table(rows, tz))  # fmt: skip
@@ -80,8 +80,8 @@ def suppress_add(
 
     Example: devmsg suppress add ola@example.no --reason 'asked us to stop'
     """
-    added, kept = _outbox(ctx).suppress(addresses, reason)
-    _echo(
+    added, kept = outbox_of(ctx).suppress(addresses, reason)
+    echo(
         f"suppress: added {plural(added, 'address')}" + (f", {kept} already listed" if kept else "")
     )
 
@@ -105,9 +105,9 @@ def suppress_remove(
 
     Example: devmsg suppress remove ola@example.no --requeue
     """
-    removed, requeued = _outbox(ctx).unsuppress(addresses, requeue, force)
+    removed, requeued = outbox_of(ctx).unsuppress(addresses, requeue, force)
     text = f"suppress: removed {plural(removed, 'address')}"
     if requeue:
         text += f"; {plural(requeued, 'receiver')} requeued "
         text += "(devmsg worker or resend-failed delivers them)"
-    _echo(text)
+    echo(text)

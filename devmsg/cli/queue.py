@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import _echo, _outbox, _print_json, app, receiver_id
+from devmsg.cli.base import app, echo, outbox_of, print_json, receiver_id
 from devmsg.errors import DevmsgError, UsageError
 
 HELP = {
@@ -61,15 +61,15 @@ def _command(action: str):
             raise UsageError(
                 "choose receivers: give IDs, --message, --type, --to, --status or --all"
             )
-        report = _outbox(ctx).control(action, selection, reason, dry_run)
+        report = outbox_of(ctx).control(action, selection, reason, dry_run)
         if json_output:
-            _print_json(report.as_dict())
+            print_json(report.as_dict())
             return
         line = (
             f"{action}: {len(report.changed)} {'would change' if dry_run else 'changed'}, "
             f"{len(report.skipped)} skipped, {len(report.in_flight)} in flight"
         )
-        _echo(line + (" (may still be sent)" if report.in_flight else ""))
+        echo(line + (" (may still be sent)" if report.in_flight else ""))
 
     summary, example = HELP[action]
     command.__doc__ = f"{summary}\n\nExample: {example}"
@@ -102,12 +102,12 @@ def pause(
             duration = parse_duration(for_, default_unit="m")
         except ValueError as exc:
             raise DevmsgError(f"--for: {exc}") from None
-    outbox = _outbox(ctx)
+    outbox = outbox_of(ctx)
     current = outbox.paused()
     if current is not None and for_ is None and reason is None:
-        _echo(outbox.pause_text(current))  # who paused it and since when; nothing changes
+        echo(outbox.pause_text(current))  # who paused it and since when; nothing changes
         return
-    _echo(outbox.pause_text(outbox.pause(duration, reason)))
+    echo(outbox.pause_text(outbox.pause(duration, reason)))
 
 
 @app.command()
@@ -116,6 +116,6 @@ def resume(ctx: typer.Context) -> None:
 
     Example: devmsg resume
     """
-    outbox = _outbox(ctx)
+    outbox = outbox_of(ctx)
     was = outbox.resume()
-    _echo("sending was not paused" if was is None else f"resumed: {outbox.pause_text(was, 'was')}")
+    echo("sending was not paused" if was is None else f"resumed: {outbox.pause_text(was, 'was')}")

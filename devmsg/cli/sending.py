@@ -8,13 +8,13 @@ import typer
 
 from devmsg.cli.base import (
     EXIT_NOT_SENT,
-    _deliver,
-    _echo,
-    _outbox,
-    _print_json,
-    _summary,
     app,
+    deliver,
+    echo,
+    outbox_of,
+    print_json,
     receiver_id,
+    summary_line,
 )
 from devmsg.errors import UsageError
 from devmsg.words import plural
@@ -159,13 +159,13 @@ def send(
         recipients = [parse_recipient(item, language, where=f"--to {item!r}") for item in to]
     else:
         recipients = read_receivers(receivers, language)
-    outbox = _outbox(ctx)
+    outbox = outbox_of(ctx)
     from devmsg.inputs import parse_time
 
     tz = outbox.config.tzinfo
     send_at = None if at is None else parse_time(at, "--at", tz)
     expires_at = None if expires is None else parse_time(expires, "--expires", tz)
-    report = _deliver(
+    report = deliver(
         "Sending",
         lambda bar: outbox.send(
             type=type,
@@ -224,11 +224,11 @@ def _send_eml(ctx, eml, type, to, queue, at, expires, json_output, others, metad
     recipients = None
     if to:
         recipients = [parse_recipient(item, None, where=f"--to {item!r}") for item in to]
-    outbox = _outbox(ctx)
+    outbox = outbox_of(ctx)
     tz = outbox.config.tzinfo
     send_at = None if at is None else parse_time(at, "--at", tz)
     expires_at = None if expires is None else parse_time(expires, "--expires", tz)
-    report = _deliver(
+    report = deliver(
         "Sending",
         lambda bar: outbox.send_email(data, type=type, recipients=recipients, queue=queue,
                                       metadata=metadata_value,
@@ -240,37 +240,37 @@ def _send_eml(ctx, eml, type, to, queue, at, expires, json_output, others, metad
 def _report_send(outbox, report, send_at, json_output: bool) -> None:
     if not json_output:
         for asked, (used, count) in sorted(report.fallbacks.items()):
-            _echo(f"{plural(count, 'receiver')} asked for {asked}: sent in {used}")
+            echo(f"{plural(count, 'receiver')} asked for {asked}: sent in {used}")
     if report.duplicates and not json_output:
         merged = plural(report.duplicates, "duplicate receiver")
-        _echo(f"{merged} merged: one mail per mailbox", err=True)
+        echo(f"{merged} merged: one mail per mailbox", err=True)
     # Suppressed receivers are stored but never delivered: not counted as queued or left.
     waiting = len(report.receiver_ids) - report.suppressed
     also = f"; {report.suppressed} suppressed (see devmsg suppress list)" * bool(report.suppressed)
     if json_output:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     elif report.queued and send_at is not None and report.pause is None:
         when = outbox.config.minute(send_at)
-        _echo(
+        echo(
             f"message {report.message_id}: {plural(waiting, 'receiver')} due at {when} "
             f"(devmsg worker or resend-failed delivers them then){also}"
         )
     elif report.queued:
-        _echo(
+        echo(
             f"message {report.message_id}: queued {plural(waiting, 'receiver')} "
             f"(devmsg worker or resend-failed delivers them){also}"
         )
         if report.pause is not None:
-            _echo(f"Not sent now: {outbox.pause_text(report.pause)}", err=True)
+            echo(f"Not sent now: {outbox.pause_text(report.pause)}", err=True)
     else:
-        _echo(_summary(report, f"message {report.message_id}"))
+        echo(summary_line(report, f"message {report.message_id}"))
         if report.pause is not None:
             left = waiting - report.attempted
             left_text = plural(left, "receiver")
-            _echo(f"Stopped: {outbox.pause_text(report.pause)}; {left_text} left for "
+            echo(f"Stopped: {outbox.pause_text(report.pause)}; {left_text} left for "
                   "devmsg resend-failed", err=True)  # fmt: skip
         if not report.ok:
-            _echo(
+            echo(
                 f"Not sent: see devmsg list --message {report.message_id} "
                 "--status failed --status error",
                 err=True,
@@ -295,14 +295,14 @@ def resend(
 
     Example: devmsg resend 41 42
     """
-    outbox = _outbox(ctx)
-    report = _deliver(
+    outbox = outbox_of(ctx)
+    report = deliver(
         "Resending", lambda bar: outbox.resend(receiver_ids, progress=bar, force=force)
     )
     if json_output:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
-        _echo(_summary(report, "resend"))
+        echo(summary_line(report, "resend"))
     if not report.ok:
         raise typer.Exit(EXIT_NOT_SENT)
 
@@ -320,14 +320,14 @@ def resend_failed(
 
     Example (crontab): */10 * * * * devmsg --config /srv/app/devmsg.toml resend-failed --quiet
     """
-    outbox = _outbox(ctx)
-    report = _deliver("Resending", lambda bar: outbox.resend_failed(progress=bar))
+    outbox = outbox_of(ctx)
+    report = deliver("Resending", lambda bar: outbox.resend_failed(progress=bar))
     if json_output:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     elif report.pause is not None and not report.attempted:
         if not quiet:
-            _echo(outbox.pause_text(report.pause))
+            echo(outbox.pause_text(report.pause))
     elif not quiet or not report.ok:
-        _echo(_summary(report, "resend-failed"))
+        echo(summary_line(report, "resend-failed"))
         if report.pause is not None:
-            _echo(f"Stopped: {outbox.pause_text(report.pause)}", err=True)
+            echo(f"Stopped: {outbox.pause_text(report.pause)}", err=True)

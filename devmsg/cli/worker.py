@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from devmsg.cli.base import _outbox, app, polite_stop_handler
+from devmsg.cli.base import app, outbox_of, polite_stop_handler
 from devmsg.errors import InputError
 
 LOG_FORMATS = ("text", "json")
@@ -48,7 +48,7 @@ def worker(
         raise InputError(f"--log-format must be text or json, not {log_format!r}")
     if connections is not None and not 1 <= connections <= 64:
         raise InputError("--connections must be between 1 and 64")
-    outbox = _outbox(ctx)  # opens (and migrates) the store
+    outbox = outbox_of(ctx)  # opens (and migrates) the store
     log = _json_log if log_format == "json" else _text_log()
     the_worker = Worker(
         outbox.config, type=type, connections=connections, log=log,
@@ -123,13 +123,13 @@ def _text_log():
         return plain
     from rich.text import Text
 
-    from devmsg.cli.base import _console
+    from devmsg.cli.base import console
 
-    console = _console(stderr=True)
+    out = console(stderr=True)
 
     def coloured(event: str, fields: dict) -> None:
         line = Text(f"{_now()} ", style="dim")
         line.append(describe(event, fields), style=_STYLES.get(event, ""))
-        console.print(line, soft_wrap=True)
+        out.print(line, soft_wrap=True)
 
     return coloured

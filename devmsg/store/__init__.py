@@ -9,15 +9,7 @@ and are stored as naive UTC."""
 from devmsg.models import database
 from devmsg.store import bounces
 from devmsg.store.admin import purge
-from devmsg.store.base import (
-    INSERT_CHUNK,
-    from_db,
-    insert_sql,
-    lease_now,
-    to_db,
-    utcnow,
-    writing,
-)
+from devmsg.store.base import insert_sql, lease_now
 from devmsg.store.claims import (
     INTERRUPTED,
     Outgoing,
@@ -68,20 +60,21 @@ from devmsg.store.suppression import (
     suppressed,
     unsuppress,
 )
-from devmsg.store.workers import forget_worker, list_workers, register_worker, worker_seen
+from devmsg.store.workers import forget_worker, register_worker, worker_seen
 
+# What the use cases call; each module's other names stay its own.
 __all__ = [
-    "bounces",
-    "INSERT_CHUNK", "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy",
-    "Selection", "add_receivers", "change", "pause", "paused", "reason_text", "resume",
-    "begin_message",
-    "claim_due", "claim_ids", "count_due", "database", "discard_message", "existing_ids",
-    "finish_message", "from_db", "get_receiver", "insert_sql", "lease_now", "list_receivers",
-    "outgoing", "receiver_email",
-    "purge", "record_failure", "record_success", "recover_expired", "release_claims",
-    "renew", "skip", "start_attempt", "stats", "store_message", "to_db", "utcnow", "writing",
-    "defer", "permit_slots", "permit_usage", "release_permits", "renew_permits", "take_permits",
+    "bounces", "database",
+    "INTERRUPTED", "VANISHED", "ControlReport", "Outgoing", "Policy", "Selection",
+    "add_receivers", "begin_message", "discard_message", "finish_message", "store_message",
+    "change", "pause", "paused", "reason_text", "resume",
+    "claim_due", "claim_ids", "count_due", "defer", "existing_ids", "next_due_at",
+    "next_lease_end", "outgoing", "recover_expired", "release_claims", "renew",
+    "record_failure", "record_success", "skip", "start_attempt",
+    "get_receiver", "list_receivers", "receiver_email", "stats", "purge",
+    "insert_sql", "lease_now",
+    "permit_slots", "permit_usage", "release_permits", "renew_permits", "take_permits",
     "add_suppression", "list_suppressions", "remove_suppressions", "suppress_claimed",
-    "suppressed", "unsuppress", "next_due_at", "next_lease_end", "forget_worker",
-    "list_workers", "register_worker", "worker_seen",
+    "suppressed", "unsuppress",
+    "forget_worker", "register_worker", "worker_seen",
 ]  # fmt: skip

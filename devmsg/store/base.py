@@ -91,14 +91,14 @@ def lease_now() -> dt.datetime:
     return value.replace(tzinfo=dt.UTC)
 
 
-def _lock(query):
+def locked(query):
     """On PostgreSQL, lock the rows read (waiting for another sender's lock)."""
     if isinstance(database.obj, SqliteDatabase):
         return query
     return query.for_update()
 
 
-def _for_update(query):
+def for_update(query):
     """On PostgreSQL, lock the rows read and skip those another sender holds."""
     if isinstance(database.obj, SqliteDatabase):
         return query  # the IMMEDIATE transaction already serialises claimers
@@ -111,7 +111,7 @@ def insert_sql(db, table: str, columns) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
 
 
-def _param(db, value):
+def db_param(db, value):
     """Times as peewee stores them: text on SQLite, native on PostgreSQL."""
     if isinstance(value, dt.datetime) and isinstance(db, SqliteDatabase):
         return value.isoformat(sep=" ")

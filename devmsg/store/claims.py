@@ -12,19 +12,19 @@ from devmsg.content import assemble, email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver, database
 from devmsg.store.base import (
     INSERT_CHUNK,
-    _for_update,
-    _lock,
-    _param,
     announce,
+    db_param,
+    for_update,
     from_db,
     lease_now,
+    locked,
     naive,
     to_db,
     utcnow,
     writing,
 )
 from devmsg.store.blobs import read as read_blob
-from devmsg.store.outcomes import _record_failure
+from devmsg.store.outcomes import record_failure_in
 from devmsg.store.policy import Policy
 
 
@@ -76,12 +76,12 @@ def recover_expired(policy: Policy) -> int:
     Leases are compared on the lease clock; the failure is timed on this process's."""
     now, lease_now_ = utcnow(), to_db(lease_now())
     with writing():
-        query = _for_update(
+        query = for_update(
             Receiver.select(
                 Receiver.id, Receiver.attempt_started_at, Receiver.failed_count,
                 Receiver.claimed_by, Receiver.relay_failures,
             )
-            .where(_claimed() & (Receiver.lease_until < lease_now_))
+            .where(claimed() & (Receiver.lease_until < lease_now_))
             .tuples()
         )  # fmt: skip
         expired = list(query.iterator())  # tuples, not cached model objects
@@ -93,7 +93,7 @@ def recover_expired(policy: Policy) -> int:
                     "expired and this run recovered it."
                 )
                 # It says nothing about the receiver: it does not count a stop or a crash.
-                _record_failure(
+                record_failure_in(
                     rid, failed_count, INTERRUPTED, how, False, policy, now, backoff=False,
                     counts=False, relay_failures=relay_failures,
                 )  # fmt: skip
@@ -113,7 +113,7 @@ def recover_expired(policy: Policy) -> int:
     return len(expired)
 
 
-def _claimed():
+def claimed():
     """claimed_by is set. Written as a range ('' sorts first), so that the index on
     claimed_by finds the few claimed receivers among millions: IS NOT NULL would scan."""
     return Receiver.claimed_by > ""
@@ -163,12 +163,12 @@ def claim_due(
         params = [policy.resend_limit, *([type] if type is not None else []),
                   to_db(due_before), limit]  # fmt: skip
         sql = _claim_sql(db, type is not None)
-        ids = [row[0] for row in db.execute_sql(sql, [_param(db, p) for p in params])]
+        ids = [row[0] for row in db.execute_sql(sql, [db_param(db, p) for p in params])]
         if ids:
             first = ids[0] if start_first else -1
             sql = _CLAIM_UPDATE.format(ids=", ".join(["?"] * len(ids)))
             params = [owner, to_db(lease_until), first, to_db(utcnow()), *ids]
-            db.execute_sql(_placeholders(db, sql), [_param(db, p) for p in params])
+            db.execute_sql(_placeholders(db, sql), [db_param(db, p) for p in params])
     return ids
 
 
@@ -211,7 +211,7 @@ def _any_late(db, policy: Policy, now: dt.datetime) -> bool:
         age = " OR COALESCE(age_from, created_at) < ?"
         params.append(to_db(now) - policy.max_age)
     sql = _placeholders(db, _LATE.format(age=age))
-    return db.execute_sql(sql, [_param(db, p) for p in params]).fetchone() is not None
+    return db.execute_sql(sql, [db_param(db, p) for p in params]).fetchone() is not None
 
 
 def count_due(policy: Policy, due_before: dt.datetime, type: str | None = None) -> int:
@@ -234,7 +234,7 @@ def next_lease_end(owner: str):
     owner's receivers are recovered then."""
     first = (
         Receiver.select(fn.MIN(Receiver.lease_until))
-        .where(_claimed() & (Receiver.claimed_by != owner))
+        .where(claimed() & (Receiver.claimed_by != owner))
         .scalar()
     )
     return None if first is None else from_db(naive(first))
@@ -247,7 +247,7 @@ def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int,
     with writing():
         held = {}
         for batch in chunked(ids, INSERT_CHUNK):
-            rows = _lock(
+            rows = locked(
                 Receiver.select(Receiver.id, Receiver.claimed_by, Receiver.lease_until).where(
                     Receiver.id.in_(batch)
                 )

@@ -14,10 +14,10 @@ from peewee import chunked, fn
 from devmsg.models import Message, Pause, Receiver
 from devmsg.store.base import (
     INSERT_CHUNK,
-    _lock,
     announce,
     from_db,
     lease_now,
+    locked,
     to_db,
     utcnow,
     writing,
@@ -78,7 +78,7 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
     now = utcnow()
     with writing():
         live_after = to_db(lease_now())
-        rows = _lock(
+        rows = locked(
             Receiver.select(
                 Receiver.id, Receiver.status, Receiver.claimed_by, Receiver.lease_until,
                 Receiver.attempt_started_at, Receiver.sent_count, Receiver.failed_count,

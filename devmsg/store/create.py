@@ -9,7 +9,7 @@ from peewee import fn
 
 from devmsg.content import cut, pack
 from devmsg.models import Content, JSONField, Message, MessageBlob, Receiver, database
-from devmsg.store.base import _param, announce, insert_sql, to_db, utcnow, writing
+from devmsg.store.base import announce, db_param, insert_sql, to_db, utcnow, writing
 from devmsg.store.blobs import forget_unused, keep
 
 
@@ -42,7 +42,7 @@ def store_message(
     the message's id and its receivers' ids in order."""
     db = database.obj
     columns = ("created_at", "state", *_MESSAGE_COLUMNS)
-    values = [_param(db, utcnow()), "stored"]
+    values = [db_param(db, utcnow()), "stored"]
     values += [JSONField().db_value(message[c]) if c in _JSON else message.get(c)
                for c in _MESSAGE_COLUMNS]  # fmt: skip
     with writing():
@@ -82,9 +82,9 @@ def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None)
     (a row whose "suppressed" gives a reason is stored `suppressed`, never claimed)
     each with one prepared statement (executemany): a peewee insert_many spent more time
     building SQL than SQLite spent storing. Returns the new receivers' ids, in order."""
-    now, lease = _param(db, utcnow()), _param(db, to_db(lease_until))
+    now, lease = db_param(db, utcnow()), db_param(db, to_db(lease_until))
     # schedule: (next_attempt_at, expires_at, age_from) of a send --at / --expires
-    when = [_param(db, None if t is None else to_db(t)) for t in schedule or (None, None, None)]
+    when = [db_param(db, None if t is None else to_db(t)) for t in schedule or (None, None, None)]
     db.cursor().executemany(
         insert_sql(db, "receiver", _RECEIVER_COLUMNS),
         [(message_id, r["address"], r["envelope_to"], r["name"], r["language"], r["subject"],

@@ -4,7 +4,7 @@ delivery: one short transaction per receiver, in plain SQL."""
 from __future__ import annotations
 
 from devmsg.models import DELIVERABLE, database
-from devmsg.store.base import _param, announce, utcnow, writing
+from devmsg.store.base import announce, db_param, utcnow, writing
 from devmsg.store.policy import Policy
 
 # The per-receiver writes are the hot path of delivery: plain, portable SQL with the
@@ -50,7 +50,7 @@ def _execute(name: str, *params) -> int:
     """Run one of the statements above; how many rows it changed."""
     db = database.obj
     sql = _SQL[name] if db.param == "?" else _SQL[name].replace("?", db.param)
-    return db.execute_sql(sql, [_param(db, p) for p in params]).rowcount
+    return db.execute_sql(sql, [db_param(db, p) for p in params]).rowcount
 
 
 def start_attempt(receiver_id: int, started: bool = True, recheck: bool = False) -> bool:
@@ -108,7 +108,7 @@ def record_failure(
     receiver `failed`, due after its own backoff. (status, whether the next started)."""
     now = utcnow()
     with writing():
-        status = _record_failure(
+        status = record_failure_in(
             receiver_id, failed_count, error, traceback, permanent, policy, now, backoff,
             recheck, counts, relay_failures,
         )  # fmt: skip
@@ -117,7 +117,7 @@ def record_failure(
         return status, _start(start_next, now, recheck)
 
 
-def _record_failure(
+def record_failure_in(
     receiver_id,
     failed_count,
     error,

@@ -12,7 +12,7 @@ from devmsg.models import SENDING, UNSENT, Content, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db
 from devmsg.store.blobs import read as read_blob
 from devmsg.store.bounces import reports
-from devmsg.store.claims import _claimed
+from devmsg.store.claims import claimed
 
 LIST_FIELDS = (
     Receiver.id,
@@ -90,7 +90,7 @@ def list_receivers(
     now = to_db(lease_now())  # "sending" is a live claim: the lease clock
     query = Receiver.select(*LIST_FIELDS).join(Message).where(Message.state == "stored")
     if statuses:
-        live = _claimed() & (Receiver.lease_until >= now)
+        live = claimed() & (Receiver.lease_until >= now)
         not_live = (  # spelled out: NOT over a NULL comparison would drop rows
             Receiver.claimed_by.is_null()
             | Receiver.lease_until.is_null()

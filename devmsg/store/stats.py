@@ -13,7 +13,7 @@ from peewee import fn
 from devmsg.models import STATUSES, UNSENT, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, naive, to_db, utcnow
 from devmsg.store.bounces import bounced_since
-from devmsg.store.claims import _claimed, count_due
+from devmsg.store.claims import claimed, count_due
 from devmsg.store.control import paused
 from devmsg.store.policy import Policy
 from devmsg.store.workers import list_workers
@@ -23,7 +23,7 @@ WINDOWS = {"last_hour": dt.timedelta(hours=1), "last_24h": dt.timedelta(hours=24
 
 def stats(policy: Policy, by_type: bool = False, lease: dt.timedelta | None = None) -> dict:
     now = utcnow()
-    live = _claimed() & (Receiver.lease_until >= to_db(lease_now()))
+    live = claimed() & (Receiver.lease_until >= to_db(lease_now()))
     result: dict = {"receivers": _per_status(live, by_type)}
     result["due"] = count_due(policy, now.replace(tzinfo=dt.UTC))
     oldest = Receiver.select(fn.MIN(Receiver.created_at)).where(Receiver.status.in_(UNSENT))
