@@ -327,7 +327,7 @@ class Outbox(Submitting):
         """Copy this whole store into `target` (a PostgreSQL URL, sqlite:///path or a path)."""
         from dataclasses import replace as with_changes
 
-        from devmsg.config import _database
+        from devmsg.config import database as _database
         from devmsg.transfer import copy_store
 
         check_type("target", target, str)

@@ -136,3 +136,28 @@ def test_store_that_is_not_sqlite_is_a_clear_error(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {tmp_path}/junk.sqlite3: cannot use the store: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.unit
+def test_the_key_table_is_the_one_source_of_defaults_and_of_the_docs(tmp_path):
+    """Each key is declared once (devmsg/configkeys.py): the dataclasses' defaults are what
+    a file without the key gives, and the configuration page's table is made from it."""
+    import dataclasses
+    from pathlib import Path
+
+    from devmsg.config import BouncesConfig, Config, SmtpConfig, _build
+    from devmsg.configkeys import KEYS, keys_markdown
+
+    built = _build({}, None, tmp_path)
+    for field in dataclasses.fields(Config):
+        if field.name in ("path", "database", "templates", "locales", "smtp", "bounces"):
+            continue  # paths are made relative to the file's folder
+        assert getattr(built, field.name) == getattr(Config(), field.name), field.name
+    assert built.smtp == SmtpConfig() and built.bounces == BouncesConfig()
+    assert (built.templates, built.database) == (tmp_path / "templates", tmp_path / "devmsg.sqlite3")
+    assert len({key.name for key in KEYS}) == len(KEYS)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    assert keys_markdown() in page, (
+        "docs/configuration.md's table is stale: paste "
+        "python -c 'from devmsg.configkeys import keys_markdown; print(keys_markdown())'"
+    )
