@@ -30,7 +30,7 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Lazy, so that `devmsg --help` and cron ticks do not import what they do not use.
     if name in _EXPORTS:
         import importlib

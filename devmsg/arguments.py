@@ -5,16 +5,17 @@ parameter into its option. A leaf: it imports nothing of devmsg but the errors."
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from devmsg.errors import InputError
 
 
-def _names(expected) -> str:
+def _names(expected: type | tuple[type, ...]) -> str:
     kinds = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join(kind.__name__ for kind in kinds)
 
 
-def check_type(param: str, value, expected, *, optional: bool = False) -> None:
+def check_type(param: str, value: Any, expected: Any, *, optional: bool = False) -> None:
     """`value` is an instance of `expected` (a type or a tuple of types); None when
     `optional`. A bool is not an int here."""
     if value is None and optional:
@@ -26,7 +27,7 @@ def check_type(param: str, value, expected, *, optional: bool = False) -> None:
         )
 
 
-def check_ids(param: str, ids) -> list[int]:
+def check_ids(param: str, ids: Any) -> list[int]:
     """A list (or other collection) of receiver ids, each an int."""
     if isinstance(ids, str | bytes) or not hasattr(ids, "__iter__"):
         raise InputError(f"{param}: expected a list of ints, got {type(ids).__name__}", param=param)
@@ -36,7 +37,9 @@ def check_ids(param: str, ids) -> list[int]:
     return ids
 
 
-def parse_bound(value, param: str, tz, end_of_day: bool) -> tuple[dt.datetime | None, bool]:
+def parse_bound(
+    value: Any, param: str, tz: dt.tzinfo, end_of_day: bool
+) -> tuple[dt.datetime | None, bool]:
     """A bound of `sent_since`/`sent_until`: a date means the start of that day (since) or
     the whole day (until, exclusive), in the time zone `tz`; a naive datetime is in `tz`
     too; text is ISO 8601."""

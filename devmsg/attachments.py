@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from email.utils import encode_rfc2231
 from pathlib import Path
+from typing import Any
 
 from devmsg.content import Shared
 from devmsg.errors import InputError
@@ -41,7 +42,7 @@ class Attachment:
         ).encode("ascii")
 
 
-def attachment(item, where: str = "attachments") -> Attachment:
+def attachment(item: Any, where: str = "attachments") -> Attachment:
     """A path (its name kept, its type from mimetypes) or (filename, bytes, content_type)."""
     if isinstance(item, str | os.PathLike):
         path = Path(item)

@@ -16,6 +16,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
@@ -96,11 +97,11 @@ def keys(catalog: Catalog) -> set:
     return {key_of(message) for message in catalog if message.id}
 
 
-def _id(value):
+def _id(value: Any) -> Any:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def label(key) -> str:
+def label(key: tuple) -> str:
     msgid, context = key
     text = msgid[0] if isinstance(msgid, tuple) else msgid
     return repr(text) + (f" (context {context!r})" if context else "")
@@ -238,7 +239,7 @@ def _restore_obsolete(catalog: Catalog, template: Catalog) -> set:
     return restored
 
 
-def _signature(catalog: Catalog):
+def _signature(catalog: Catalog) -> tuple[dict, set]:
     """What a catalog says, locations and dates aside: has an update changed it?"""
     active = {key: (_id(m.string), m.fuzzy) for key, m in catalog._messages.items() if key}
     return active, set(catalog.obsolete)

@@ -9,6 +9,11 @@ would send some text in the default language, or are clutter.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.render import Renderer
+
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -127,7 +132,7 @@ def check(
     return Report(findings, stats)
 
 
-def _render(cfg: Config, renderer, name: str, languages: list[str]) -> list[Finding]:
+def _render(cfg: Config, renderer: Renderer, name: str, languages: list[str]) -> list[Finding]:
     """Render in each language with the example context: one finding per problem, naming
     the languages it shows in."""
     folder = cfg.templates / name
@@ -152,7 +157,7 @@ def _render(cfg: Config, renderer, name: str, languages: list[str]) -> list[Find
             for f, langs in problems.items()]  # fmt: skip
 
 
-def _catalog(cfg: Config, language: str, path: Path, extracted: Catalog | None):
+def _catalog(cfg: Config, language: str, path: Path, extracted: Catalog | None) -> list[Finding]:
     """(findings, the catalog or None if it does not parse)."""
     shown = catalogs.shown(path, cfg)
     findings = [Finding(shown, line, "error", f"duplicate msgid {text!r}")
@@ -209,7 +214,7 @@ def placeholders(text: str) -> tuple[tuple[str, ...], bool]:
     return tuple(sorted(found)), "%" in rest
 
 
-def placeholder_problems(msgid, string) -> list[str]:
+def placeholder_problems(msgid: str | tuple, string: str | tuple) -> list[str]:
     """How a translation's placeholders differ from its msgid's. A plural's forms may drop
     a placeholder except in the last form (`one file` for `%(count)s file`)."""
     ids = list(msgid) if isinstance(msgid, list | tuple) else [msgid]
@@ -252,7 +257,7 @@ def _duplicates(path: Path) -> list[tuple[int, str]]:
     except (OSError, UnicodeDecodeError):
         return []
 
-    def done():
+    def done() -> None:
         if msgid:
             key = (context, msgid)
             if key in seen:

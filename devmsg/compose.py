@@ -3,8 +3,14 @@ its language chosen, and its mail rendered and built, exactly as it will be sent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.attachments import Attachment
+    from devmsg.render import Rendered
+
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from devmsg.addresses import Address, mailbox_key
 from devmsg.config import Config
@@ -16,7 +22,7 @@ def _eol(body: str) -> str:
     return body if not body or body.endswith("\n") else body + "\n"
 
 
-def _recipient(value, index: int) -> Recipient:
+def _recipient(value: object, index: int) -> Recipient:
     """A Recipient, or a plain address string as one; anything else is an InputError."""
     if isinstance(value, str):
         return Recipient(value)
@@ -75,7 +81,16 @@ def check_receivers(
 
 
 def build_rows(
-    chunk, cfg: Config, template, context, render, inline, date, listed, headers=(), attachments=()
+    chunk: list,
+    cfg: Config,
+    template: str | None,
+    context: dict,
+    render: Callable[..., Rendered] | None,
+    inline: Rendered | None,
+    date: str,
+    listed: dict,
+    headers: tuple[tuple[str, str], ...] = (),
+    attachments: tuple[Attachment, ...] = (),
 ) -> list[dict]:
     """The stored rows of a chunk of checked receivers. `render(template, context, info,
     language)` renders a template; `inline` is the Rendered of a message without one.

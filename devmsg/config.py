@@ -13,6 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from devmsg.configkeys import KEYS, SECURITY_CHOICES, Key, Where, keys_of
@@ -149,7 +150,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     return _build(data, path, path.resolve().parent)
 
 
-def _parse(key: Key, data: dict, where: Where):
+def _parse(key: Key, data: dict, where: Where) -> Any:
     """The key's value from `data` (its table), else its default, parsed; the error names
     the file and the key."""
     value = data.get(key.short, key.default)

@@ -5,6 +5,7 @@ holds the page current)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class Key:
 
 
 def _duration(minimum: float = 0) -> Parser:
-    def parse(value: str, where: Where):
+    def parse(value: str, where: Where) -> dt.timedelta:
         parsed = parse_duration(value)
         if parsed.total_seconds() < minimum:
             raise ValueError(f"must be at least {minimum:g}s")
@@ -56,7 +57,7 @@ def _duration(minimum: float = 0) -> Parser:
 
 
 def _between(low: float, high: float | None = None) -> Parser:
-    def parse(value, where: Where):
+    def parse(value: float, where: Where) -> float:
         if value < low or (high is not None and value > high):
             raise ValueError(f"must be between {low:g} and {high:g}" if high is not None
                              else f"must be {low:g} or more")  # fmt: skip
@@ -115,7 +116,7 @@ def _redirect(value: str, where: Where) -> str:
     return value
 
 
-def _size(value, where: Where) -> int:
+def _size(value: int | str, where: Where) -> int:
     size = parse_size(value)
     if size < 1024:
         raise ValueError("must be at least 1KB")
@@ -131,11 +132,11 @@ def _return_path(value: str, where: Where) -> str:
     return value
 
 
-def _database(value: str | None, where: Where):
+def _database(value: str | None, where: Where) -> tuple[Path, str | None]:
     return database(value, where.base, where.file)
 
 
-def _limits(value: dict, where: Where):
+def _limits(value: dict, where: Where) -> tuple:
     from devmsg.rates import parse_limits
 
     return parse_limits(value, where.file)

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from peewee import DatabaseError, SqliteDatabase
+from peewee import Database, DatabaseError, SqliteDatabase
 
 from devmsg.config import ENV_DATABASE_PASSWORD, Config
 from devmsg.errors import ConfigError, StoreError
@@ -27,7 +27,7 @@ PRAGMAS = {
 }
 
 
-def open_store(config: Config, bind: bool = True):
+def open_store(config: Config, bind: bool = True) -> Database:
     """Open the configured store (SQLite or PostgreSQL), migrate it, and (with `bind`)
     make it the models' database."""
     if config.database_url:
@@ -37,7 +37,7 @@ def open_store(config: Config, bind: bool = True):
 
 def open_postgres(
     url: str, busy_timeout: dt.timedelta = dt.timedelta(seconds=10), bind: bool = True
-):
+) -> Database:
     """PostgreSQL through psycopg 3. The password comes from libpq's own sources
     (PGPASSWORD, ~/.pgpass) or $DEVMSG_DATABASE_PASSWORD, never from the config."""
     try:
@@ -67,7 +67,7 @@ def postgres_params(busy_timeout: dt.timedelta) -> dict:
 
 def open_database(
     path: Path, busy_timeout: dt.timedelta = dt.timedelta(seconds=10), bind: bool = True
-):
+) -> Database:
     """Open (creating if needed) the SQLite store at `path`, bind the models, migrate."""
     path = Path(path)
     if not path.parent.is_dir():
@@ -87,7 +87,9 @@ def open_database(
     return db
 
 
-def store_error(name, busy_timeout: dt.timedelta, exc: Exception, context: str = "") -> StoreError:
+def store_error(
+    name: str, busy_timeout: dt.timedelta, exc: Exception, context: str = ""
+) -> StoreError:
     """A database error as one line naming the store; the password never in it."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     password = os.environ.get(ENV_DATABASE_PASSWORD)
@@ -103,7 +105,7 @@ def store_error(name, busy_timeout: dt.timedelta, exc: Exception, context: str =
     return StoreError(f"{name}: {context}{text}")
 
 
-def _start(db, bind: bool) -> None:
+def _start(db: Database, bind: bool) -> None:
     """Connect and migrate; with `bind`, the models use this database from now on."""
     if bind:
         database.initialize(db)
@@ -115,7 +117,7 @@ def _start(db, bind: bool) -> None:
         raise
 
 
-def make_durable(db) -> None:
+def make_durable(db: Database) -> None:
     """fsync the store's WAL, so everything committed so far survives a power cut. Called
     before devmsg reports outcomes. The database file needs none: with synchronous=NORMAL
     SQLite syncs the WAL before a checkpoint copies it there, and the file after."""
@@ -133,7 +135,7 @@ def make_durable(db) -> None:
             os.close(fd)
 
 
-def _pending(db) -> bool:
+def _pending(db: Database) -> bool:
     """Cheap check, on every open: is any migration file not yet applied?"""
     files = {p.stem for p in MIGRATIONS_DIR.glob("[0-9]*.py")}
     try:
@@ -145,7 +147,7 @@ def _pending(db) -> bool:
     return not files <= applied
 
 
-def migrate(db) -> list[str]:
+def migrate(db: Database) -> list[str]:
     """Apply pending migrations; cheap and idempotent when there are none."""
     if not _pending(db):
         return []

@@ -16,6 +16,11 @@ every claim is released, and the run raises `Interrupted`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.transport import DeliveryFailure, SmtpTransport
+
 import datetime as dt
 import enum
 import os
@@ -150,7 +155,7 @@ class Run:
         size = _batch_size(len(ids), workers, ID_BATCH)
         batches = iter([ids[i : i + size] for i in range(0, len(ids), size)])
 
-        def next_batch(_transport) -> list[int]:
+        def next_batch(_transport: object) -> list[int]:
             if self._paused():
                 return []
             with self._source_lock:
@@ -170,7 +175,7 @@ class Run:
 
         size = _batch_size(self.total, self.config.smtp.connections, DUE_BATCH)
 
-        def next_batch(_transport) -> list[int]:
+        def next_batch(_transport: object) -> list[int]:
             if self._paused():
                 return []
             return store.claim_due(self.owner, self.lease_until(), self.started, self.policy, size)
@@ -288,10 +293,10 @@ class Run:
         finally:
             self.pool.give_back(transport)
 
-    def _next(self, next_batch: NextBatch, transport) -> list[int]:
+    def _next(self, next_batch: NextBatch, transport: SmtpTransport) -> list[int]:
         return self.pool.returned() or next_batch(transport) or self.pool.returned()
 
-    def _deliver_batch(self, transport, rows: list[Outgoing]) -> Batch:
+    def _deliver_batch(self, transport: SmtpTransport, rows: list[Outgoing]) -> Batch:
         """Deliver a batch over this worker's connection."""
         first = rows[0].id if rows else None
         pre = first in self.pre_started
@@ -329,7 +334,7 @@ class Run:
             store.start_attempt(first, started=False)
         return self._paced(transport, rows)
 
-    def _paced(self, transport, rows: list[Outgoing]) -> Batch:
+    def _paced(self, transport: SmtpTransport, rows: list[Outgoing]) -> Batch:
         """Deliver a batch under the rate limits: those the limits let through now go, the
         others wait for a permit (paced) or are deferred (left due when it frees)."""
         limiter, pending = self.limiter, rows
@@ -381,7 +386,11 @@ class Run:
         return self.config.redirect_to or row.envelope or _envelope(row.address)
 
     def _exchange(
-        self, transport, rows: list[Outgoing], later: list[Outgoing], first_started=False
+        self,
+        transport: SmtpTransport,
+        rows: list[Outgoing],
+        later: list[Outgoing],
+        first_started: bool = False,
     ) -> Batch:
         """Try each receiver over this connection, one commit each."""
         from devmsg.transport import DeliveryFailure
@@ -446,7 +455,7 @@ def _batch_size(total: int, workers: int, largest: int) -> int:
     return max(1, min(largest, total // (max(workers, 1) * 8)))
 
 
-def _abandoned(failure):
+def _abandoned(failure: DeliveryFailure) -> DeliveryFailure:
     from dataclasses import replace
 
     error = (

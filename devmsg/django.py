@@ -12,7 +12,9 @@ Django is not a dependency of devmsg: install `devmsg[django]`."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from email.utils import getaddresses
+from typing import Any
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
@@ -44,7 +46,7 @@ class EmailBackend(BaseEmailBackend):
     headers), for the envelope Django gives (to, cc and bcc: the Bcc header is never
     written). `send_messages` returns how many messages were stored."""
 
-    def send_messages(self, email_messages) -> int:
+    def send_messages(self, email_messages: Sequence[Any]) -> int:
         if not email_messages:
             return 0
         try:

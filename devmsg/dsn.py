@@ -15,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import Any
 
 KINDS = ("failed", "delayed", "complaint")
 # Where the address a bounce was sent to shows (the VERP return path): the headers an MTA
@@ -243,14 +244,14 @@ def _status(value: str) -> str | None:
     return None if match is None else ".".join(match.groups())
 
 
-def _text(value) -> str:
+def _text(value: Any) -> str:
     """A header value as text, whatever it holds (compat32 may give a Header object)."""
     if value is None:
         return ""
     return _clean(str(value), limit=None)
 
 
-def _typed(value) -> str | None:
+def _typed(value: Any) -> str | None:
     """`rfc822; ola@example.no` -> `ola@example.no`; `dns; mx.example.no` -> the name."""
     text = _text(value)
     if not text:
@@ -267,7 +268,7 @@ def _clean(text: str, limit: int | None = _FIELD_LIMIT) -> str:
     return text if limit is None else text[:limit]
 
 
-def _date(value) -> dt.datetime | None:
+def _date(value: Any) -> dt.datetime | None:
     text = _text(value)
     if not text:
         return None

@@ -15,6 +15,7 @@ import email.policy
 import email.utils
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from devmsg.errors import InputError
 
@@ -33,7 +34,7 @@ class Prebuilt:
 
 
 def prepare(
-    message,
+    message: Any,
     *,
     sender_header: str,
     message_id: str,
@@ -133,11 +134,11 @@ def prepare(
     return Prebuilt(data, " ".join(subject.split()), message_id, found)
 
 
-def _factory(name: str, value: str):
+def _factory(name: str, value: str) -> Any:
     return email.policy.default.header_factory(name, value)
 
 
-def _bytes(message) -> bytes:
+def _bytes(message: Any) -> bytes:
     if isinstance(message, bytes | bytearray | memoryview):
         return bytes(message)
     if isinstance(message, email.message.Message):

@@ -21,7 +21,7 @@ class _TextParser(HTMLParser):
         self.pre = 0
         self.links: list[tuple[str | None, int]] = []
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
             self.skip += 1
         elif tag == "br":
@@ -41,7 +41,7 @@ class _TextParser(HTMLParser):
             if alt:
                 self.out.append(alt)
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
         elif tag in _BLOCK:
@@ -56,7 +56,7 @@ class _TextParser(HTMLParser):
                 if mailto != text:
                     self.out.append(f" ({href})" if text else href)
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self.skip:
             return
         self.out.append(data if self.pre else re.sub(r"\s+", " ", data))

@@ -9,8 +9,10 @@ import datetime as dt
 import decimal
 import io
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
@@ -79,7 +81,10 @@ def load_translations(locales: Path, language: str, required: bool) -> NullTrans
 
 
 @lru_cache(maxsize=64)
-def _load_cached(po: Path, mo: Path, po_mtime, mo_mtime, language: str, required: bool):
+def _load_cached(
+    po: Path, mo: Path, po_mtime: float | None, mo_mtime: float | None, language: str,
+    required: bool,
+) -> Any:  # fmt: skip
     if mo_mtime is not None and (po_mtime is None or mo_mtime >= po_mtime):
         with mo.open("rb") as fh:
             return Translations(fh, domain="messages")
@@ -101,7 +106,7 @@ def _load_cached(po: Path, mo: Path, po_mtime, mo_mtime, language: str, required
 # --- formatting -----------------------------------------------------------------------------
 
 
-def _to_datetime(value, tz: ZoneInfo) -> dt.datetime:
+def _to_datetime(value: Any, tz: ZoneInfo) -> dt.datetime:
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip())
@@ -116,11 +121,11 @@ def _to_datetime(value, tz: ZoneInfo) -> dt.datetime:
     raise InputError(f"not a date or time: {value!r}")
 
 
-def _memo(function):
+def _memo(function: Callable[..., str]) -> Callable[..., str]:
     """Cache a formatter: a send formats the same context values for every receiver."""
     cached = lru_cache(maxsize=4096, typed=True)(function)
 
-    def formatter(value, *args):
+    def formatter(value: Any, *args: Any) -> str:
         try:
             return cached(value, *args)
         except TypeError:  # an unhashable value
@@ -130,7 +135,7 @@ def _memo(function):
 
 
 @_memo
-def format_date(value, format: str, language: str, tz: ZoneInfo) -> str:
+def format_date(value: Any, format: str, language: str, tz: ZoneInfo) -> str:
     if isinstance(value, str) and len(value.strip()) == 10:
         try:
             value = dt.date.fromisoformat(value.strip())
@@ -142,14 +147,14 @@ def format_date(value, format: str, language: str, tz: ZoneInfo) -> str:
 
 
 @_memo
-def format_datetime(value, format: str, language: str, tz: ZoneInfo) -> str:
+def format_datetime(value: Any, format: str, language: str, tz: ZoneInfo) -> str:
     return babel_dates.format_datetime(
         _to_datetime(value, tz), format=format, tzinfo=tz, locale=language
     )
 
 
 @_memo
-def format_number(value, language: str) -> str:
+def format_number(value: Any, language: str) -> str:
     if isinstance(value, str):
         try:
             value = decimal.Decimal(value.strip())

@@ -110,7 +110,9 @@ class Ingest:
             return {}, "no return path token and no Message-ID of an original"
         return {}, f"no receiver sent with Message-ID {parsed.message_ids[0][:100]}"
 
-    def _record(self, receiver_id: int, address: str, report: dsn.Report, identity: str):
+    def _record(
+        self, receiver_id: int, address: str, report: dsn.Report, identity: str
+    ) -> store.bounces.Outcome:
         when = report.reported_at
         by = " (reported by " + (report.reported_by or "an unnamed server")
         by += f" at {self.config.minute(when)})" if when else ")"

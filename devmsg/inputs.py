@@ -9,7 +9,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,7 @@ _JSON_KINDS = {bool: "true/false", int: "a number", float: "a number", list: "a 
                dict: "an object"}  # fmt: skip
 
 
-def _recipients(rows, label: str, language: str | None) -> Iterator[Recipient]:
+def _recipients(rows: Iterable[dict], label: str, language: str | None) -> Iterator[Recipient]:
     count = 0
     for where, row in rows:
         address = row.get("address")
@@ -161,7 +161,7 @@ def _jsonl_rows(text: str, label: str) -> Iterator[tuple[str, dict]]:
         yield where, row
 
 
-def parse_time(text: str, option: str, tz) -> dt.datetime:
+def parse_time(text: str, option: str, tz: dt.tzinfo) -> dt.datetime:
     """An ISO 8601 date-time (with an offset, else in the configured time zone `tz`), or
     `+DURATION` from now (`+2h`, `+30m`, `+1d`)."""
     text = text.strip()

@@ -6,12 +6,18 @@ in between reads it again (a second read changes nothing)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import imaplib
+
 import contextlib
 import os
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from devmsg.errors import InputError
@@ -25,7 +31,7 @@ class Letter:
     done: Callable[[], None] = lambda: None
 
 
-def from_stdin(stream, limit: int) -> Iterator[Letter]:
+def from_stdin(stream: BinaryIO, limit: int) -> Iterator[Letter]:
     raw = stream.read(limit + 1)
     too_big = len(raw) > limit
     if too_big:
@@ -153,7 +159,9 @@ def from_imap(
             imap.logout()
 
 
-def _imap_done(imap, uid: bytes, move_to: str | None, movable: bool) -> Callable[[], None]:
+def _imap_done(
+    imap: imaplib.IMAP4, uid: bytes, move_to: str | None, movable: bool
+) -> Callable[[], None]:
     def done() -> None:
         if move_to is None:
             imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
@@ -170,7 +178,7 @@ def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _size(data) -> int:
+def _size(data: Any) -> int:
     import re
 
     text = b" ".join(part if isinstance(part, bytes) else b"" for part in data or [])

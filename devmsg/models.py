@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+from typing import Any
 
 from peewee import (
     AutoField,
@@ -35,7 +36,7 @@ UNSENT = (*DELIVERABLE, "held")  # not yet sent, and may still be
 SENDING = "sending"  # shown, never stored: a receiver under a live claim
 
 
-def _json_default(value):
+def _json_default(value: object) -> str:
     """Context given through the API may hold dates, times and decimals: store them as text
     (ISO 8601, or the number's digits), which the template filters read back."""
     if isinstance(value, dt.date | dt.time):
@@ -46,12 +47,12 @@ def _json_default(value):
 
 
 class JSONField(TextField):
-    def db_value(self, value):
+    def db_value(self, value: Any) -> str | None:
         if value is None:
             return None
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
 
-    def python_value(self, value):
+    def python_value(self, value: str | None) -> Any:
         return None if value is None else json.loads(value)
 
 

@@ -8,6 +8,8 @@ import functools
 import getpass
 import os
 import socket
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee
 
@@ -19,12 +21,18 @@ from devmsg.db import store_error
 from devmsg.errors import InputError, NotFoundError, UsageError
 from devmsg.models import STATUSES
 
+if TYPE_CHECKING:
+    from devmsg.ingest import IngestReport
+    from devmsg.mailboxes import Letter
 
-def store_errors(method):
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_errors(method: F) -> F:
     """Database trouble becomes one clear StoreError naming the store."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except peewee.DatabaseError as exc:
@@ -73,7 +81,11 @@ class Operating:
 
     @store_errors
     def control(
-        self, action: str, selection, reason: str | None = None, dry_run: bool = False
+        self,
+        action: str,
+        selection: store.Selection,
+        reason: str | None = None,
+        dry_run: bool = False,
     ) -> store.ControlReport:
         """hold, release or cancel the selected receivers (a `store.Selection`)."""
         if action not in store.control.ACTIONS:
@@ -166,7 +178,9 @@ class Operating:
     # -- bounces ---------------------------------------------------------------------------
 
     @store_errors
-    def ingest_bounces(self, letters, environ: dict[str, str] | None = None):
+    def ingest_bounces(
+        self, letters: Iterable[Letter], environ: dict[str, str] | None = None
+    ) -> IngestReport:
         """Read bounce mail (`devmsg.mailboxes` Letters) and record what each reports about
         its receiver: an `ingest.IngestReport`."""
         from devmsg.ingest import Ingest

@@ -7,10 +7,15 @@ while talking to the SMTP server.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.render import Rendered, Renderer
+
 import datetime as dt
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +53,7 @@ class Outbox(Submitting):
         self.db = open_store(config)
 
     @functools.cached_property
-    def _renderer(self):
+    def _renderer(self) -> Renderer:
         """One Renderer for the Outbox's life, shared by every call and thread: each
         template is compiled once (and again only when its file changes)."""
         from devmsg.render import Renderer
@@ -67,7 +72,7 @@ class Outbox(Submitting):
     def __enter__(self) -> Outbox:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- send ----------------------------------------------------------------------------
@@ -124,8 +129,11 @@ class Outbox(Submitting):
     # Validating, planning, storing: send's three steps, each on its own.
 
     @staticmethod
-    def _check_send(type, template, context, metadata, language, subject, text, html, reply_to,
-                    headers) -> dict:  # fmt: skip
+    def _check_send(
+        type: str, template: str | None, context: dict | None, metadata: dict | None,
+        language: str | None, subject: str | None, text: str | None, html: str | None,
+        reply_to: str | None, headers: dict | None,
+    ) -> dict:  # fmt: skip
         """Every argument's type and the combinations that cannot go together; the context
         to render with (a copy)."""
         check_type("type", type, str)
@@ -155,7 +163,9 @@ class Outbox(Submitting):
             )
         return context
 
-    def _content(self, template, subject, text, html):
+    def _content(
+        self, template: str | None, subject: str | None, text: str | None, html: str | None
+    ) -> tuple[Rendered | None, Callable[..., Rendered] | None]:
         """(the Rendered of a message without a template, or the template's renderer)."""
         from devmsg.render import Rendered, one_line
 
@@ -192,7 +202,7 @@ class Outbox(Submitting):
                 ) from None
         return tuple(checked)
 
-    def _attachments(self, attachments) -> tuple:
+    def _attachments(self, attachments: Iterable | None) -> tuple:
         from devmsg.attachments import attachment
 
         if attachments is None:
@@ -323,7 +333,9 @@ class Outbox(Submitting):
 
     # -- store ---------------------------------------------------------------------------
 
-    def copy_to(self, target: str, replace: bool = False, progress=None) -> dict[str, int]:
+    def copy_to(
+        self, target: str, replace: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, int]:
         """Copy this whole store into `target` (a PostgreSQL URL, sqlite:///path or a path)."""
         from dataclasses import replace as with_changes
 

@@ -14,6 +14,11 @@ that asks takes it, until it has been idle for `[smtp] idle_timeout`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.transport import DeliveryFailure, SmtpTransport
+
 import threading
 import time
 
@@ -35,7 +40,7 @@ class ConnectionPool:
 
     # -- handing out -----------------------------------------------------------------------
 
-    def take(self):
+    def take(self) -> SmtpTransport:
         """A transport for one worker: an open one kept from before, else a new one."""
         from devmsg.transport import SmtpTransport
 
@@ -46,7 +51,7 @@ class ConnectionPool:
         _STOP.track(transport, True)
         return transport
 
-    def give_back(self, transport) -> None:
+    def give_back(self, transport: SmtpTransport) -> None:
         _STOP.track(transport, False)
         with self._lock:
             self._live.discard(transport)
@@ -91,14 +96,14 @@ class ConnectionPool:
         with self._lock:
             return self._returned.pop() if self._returned else []
 
-    def unreachable(self, transport):
+    def unreachable(self, transport: SmtpTransport) -> DeliveryFailure | None:
         """The failure that showed the server unreachable, while no connection works."""
         with self._lock:
             if self.down is not None and not transport.connected and not self._live:
                 return self.down
         return None
 
-    def connect(self, transport):
+    def connect(self, transport: SmtpTransport) -> DeliveryFailure | None:
         """Open this worker's connection if it has none; the DeliveryFailure, or None."""
         from devmsg.transport import DeliveryFailure
 
@@ -122,7 +127,7 @@ class ConnectionPool:
                 self._lock.notify_all()
         return failure
 
-    def hand_back(self, transport, ids: list[int]) -> bool:
+    def hand_back(self, transport: SmtpTransport, ids: list[int]) -> bool:
         """Give the batch to the run's other connections, if one works (waiting for those
         still connecting to know)."""
         with self._lock:

@@ -47,7 +47,7 @@ def _domain(text: str) -> str:
         return domain
 
 
-def parse_limits(data, where: str) -> tuple[Limit, ...]:
+def parse_limits(data: dict, where: str) -> tuple[Limit, ...]:
     """The `[rate_limits]` table: scope -> a rate or a list of rates."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: key 'rate_limits' must be a table")

@@ -4,6 +4,11 @@ mailbox is gone puts the address on the suppression list."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.transport import DeliveryFailure
+
 import threading
 from collections.abc import Callable
 
@@ -42,7 +47,7 @@ class Recorder:
         if tally is not None:
             tally[status] = tally.get(status, 0) + count
 
-    def failure(self, row: Outgoing, failure, start_next: int | None) -> bool:
+    def failure(self, row: Outgoing, failure: DeliveryFailure, start_next: int | None) -> bool:
         """Record a failure; whether `start_next` was started in the same commit."""
         status, started = store.record_failure(
             row.id, row.failed_count, failure.error, failure.traceback, failure.permanent,

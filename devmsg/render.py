@@ -15,8 +15,10 @@ import os
 import re
 import secrets
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -215,7 +217,9 @@ class Renderer:
         return tuple(parse_header_line(line, f"{where} line {n}") for n, line in lines)
 
     @staticmethod
-    def _syntax_error(env: jinja2.Environment, files: list[str]):
+    def _syntax_error(
+        env: jinja2.Environment, files: list[str]
+    ) -> tuple[str, jinja2.TemplateSyntaxError] | None:
         """(file, error) of the file that does not compile: some of Jinja's syntax errors
         (an unclosed comment) do not say which file they are in."""
         for file in files:
@@ -244,7 +248,7 @@ class Renderer:
         return where
 
 
-def _defined(value):
+def _defined(value: Any) -> Any:
     """A filter given an undefined variable raises Jinja's own "is undefined" error."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
@@ -255,7 +259,7 @@ class HeaderInjection(Exception):
     """A value rendered into headers.txt that carries a line break."""
 
 
-def _header_value(value):
+def _header_value(value: Any) -> Any:
     if not isinstance(value, jinja2.Undefined) and re.search(r"[\r\n]", str(value)):
         raise HeaderInjection("a value with a line break cannot go into a header (injection)")
     return value
@@ -268,12 +272,14 @@ class TranslationMismatch(Exception):
 _PLACEHOLDER = re.compile(r"%\((?P<name>[^)]*)\)[-#0 +]*\d*(?:\.\d+)?(?P<conv>[a-zA-Z%])")
 
 
-def _guarded(function, name: str, translations, language: str):
+def _guarded(
+    function: Callable[..., str], name: str, translations: Any, language: str
+) -> Callable[..., str]:
     """Jinja's newstyle `function` (gettext, ngettext, ...), raising TranslationMismatch
     instead of the KeyError, ValueError or TypeError of its `%` formatting."""
 
     @jinja2.pass_context
-    def guarded(__context, *args, **variables):
+    def guarded(__context: Any, *args: Any, **variables: Any) -> str:
         try:
             return function(__context, *args, **variables)
         except (KeyError, ValueError, TypeError) as exc:

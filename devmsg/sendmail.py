@@ -11,6 +11,11 @@ config. The config is -C, else $DEVMSG_CONFIG, else /etc/devmsg/devmsg.toml, els
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from devmsg.inputs import Recipient
+
 import os
 import sys
 from dataclasses import dataclass, field
@@ -84,7 +89,7 @@ def _value(options: Options, letter: str, value: str) -> None:
         raise Usage(f"-b{value}: only -bm (read a message and queue it) is supported")
 
 
-def read_message(stream, dots: bool) -> bytes:
+def read_message(stream: BinaryIO, dots: bool) -> bytes:
     data = stream.read()
     if dots:  # a line with a lone dot ends it, as sendmail without -i
         lines = data.split(b"\n")
@@ -162,7 +167,7 @@ def submit(options: Options) -> int:
     return EX_OK
 
 
-def _recipients(options: Options, data: bytes):
+def _recipients(options: Options, data: bytes) -> list[Recipient] | None:
     """The envelope: the arguments; with -t, the message's To, Cc and Bcc too (as
     Postfix does). None: the message's own (send_email reads them)."""
     from devmsg.inputs import Recipient

@@ -11,24 +11,26 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class _Controller(Controller):
     """Counts the connections that ended (the server's idle timeout closes them)."""
 
-    def __init__(self, server: CapturingServer, *args, **kwargs) -> None:
+    def __init__(self, server: CapturingServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.capturing = server
 
-    def factory(self):
+    def factory(self) -> SMTP:
         capturing = self.capturing
 
         class Counting(SMTP):
-            def connection_lost(self, exc):
+            def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
                 with capturing._lock:
                     capturing.closed += 1
@@ -56,13 +58,17 @@ class _Rule:
 class _Handler:
     server: CapturingServer
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+    async def handle_EHLO(
+        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         if self.server.pipelining:  # aiosmtpd handles pipelined commands; say so
             responses.insert(-1, "250-PIPELINING")
         return responses
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+    async def handle_MAIL(
+        self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
         self.server._count_session(session)
         reply = self.server._reply_for("MAIL FROM")
         if reply:
@@ -71,7 +77,9 @@ class _Handler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(
+        self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         reply = self.server._reply_for(address)
         if reply == "drop":
             server.transport.close()
@@ -81,7 +89,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
         received = Received(
             envelope.mail_from,
             list(envelope.rcpt_tos),
@@ -156,7 +164,7 @@ class CapturingServer:
     def __enter__(self) -> CapturingServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def refuse(self, address: str, reply: str, times: int | None = None, after: int = 0) -> None:
@@ -178,7 +186,7 @@ class CapturingServer:
         with self._lock:
             self._passes = None
 
-    def wait_until(self, predicate, timeout: float = 60.0) -> None:
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         """Wait for the server to reach a state (`predicate(self)`); a generous timeout
         only so that a broken test ends."""
         import time
@@ -225,7 +233,9 @@ class CapturingServer:
                     del self._rules[address.lower()]
             return rule.reply
 
-    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+    def _authenticate(
+        self, server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         ok = (
@@ -235,7 +245,7 @@ class CapturingServer:
         )
         return AuthResult(success=ok, handled=False)
 
-    def _count_session(self, session) -> None:
+    def _count_session(self, session: Any) -> None:
         with self._lock:
             if id(session) not in self._seen:
                 self._seen.add(id(session))

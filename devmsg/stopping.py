@@ -4,6 +4,7 @@ every delivery run in the process stops taking receivers (see `devmsg.delivery`)
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from devmsg.errors import Interrupted
 
@@ -35,7 +36,7 @@ class _StopRequest:
             self._timer.cancel()
         self.event.clear()
 
-    def track(self, transport, add: bool) -> None:
+    def track(self, transport: Any, add: bool) -> None:
         with self._lock:
             (self._transports.add if add else self._transports.discard)(transport)
 

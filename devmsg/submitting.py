@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import peewee
 
@@ -43,7 +44,7 @@ class SendReport(DeliveryReport):
                 "fallbacks": fallbacks}  # fmt: skip
 
 
-def check_json(**values) -> None:
+def check_json(**values: Any) -> None:
     for option, value in values.items():
         check_type(option, value, dict, optional=True)
         try:
@@ -52,7 +53,9 @@ def check_json(**values) -> None:
             raise InputError(f"{option}: {exc}", param=option) from None
 
 
-def check_schedule(send_at, expires_at) -> tuple[tuple | None, bool]:
+def check_schedule(
+    send_at: dt.datetime | None, expires_at: dt.datetime | None
+) -> tuple[tuple | None, bool]:
     """(the schedule to store, whether it makes the send queued)."""
     check_type("send_at", send_at, dt.datetime, optional=True)
     check_type("expires_at", expires_at, dt.datetime, optional=True)
@@ -135,7 +138,7 @@ class Submitting(Operating):
     @store_errors
     def send_email(
         self,
-        message,
+        message: Any,
         *,
         type: str,
         recipients: Iterable[Recipient | str] | None = None,

@@ -4,8 +4,9 @@ failures and all, in batches. Stop the senders first: the copy is a snapshot per
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from peewee import DateTimeField, SqliteDatabase
+from peewee import Database, DateTimeField, Model, SqliteDatabase
 
 from devmsg.errors import InputError
 from devmsg.models import MODELS, Blob, Worker
@@ -18,22 +19,22 @@ COPIED = tuple(model for model in MODELS if model is not Worker)
 Progress = Callable[[int, int], None]
 
 
-def _columns(model) -> list[str]:
+def _columns(model: type[Model]) -> list[str]:
     return [field.column_name for field in model._meta.sorted_fields]
 
 
-def _count(db, table: str) -> int:
+def _count(db: Database, table: str) -> int:
     return db.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
-def _converters(model, target) -> list:
+def _converters(model: type[Model], target: Database) -> list:
     """Per column: times parsed from SQLite's text, written as the target stores them."""
     to_sqlite = isinstance(target, SqliteDatabase)
     out = []
     for field in model._meta.sorted_fields:
         if isinstance(field, DateTimeField):
 
-            def convert(value, field=field):
+            def convert(value: Any, field: DateTimeField = field) -> Any:
                 if value is None:
                     return None
                 if isinstance(value, str):
@@ -47,7 +48,11 @@ def _converters(model, target) -> list:
 
 
 def copy_store(
-    source, target, target_name: str, replace: bool, progress: Progress | None = None
+    source: Database,
+    target: Database,
+    target_name: str,
+    replace: bool,
+    progress: Progress | None = None,
 ) -> dict[str, int]:
     """Copy every message, receiver and failure from `source` to `target` (both open and
     migrated). A non-empty target is refused unless `replace`, which empties it first."""

@@ -13,6 +13,7 @@ import ssl
 import time
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 from devmsg.config import SmtpConfig
 
@@ -48,11 +49,11 @@ class DeliveryFailure(Exception):
 class _SMTP_SSL(smtplib.SMTP_SSL):
     """SMTP over TLS from the start, checking the certificate for `server_name`."""
 
-    def __init__(self, *args, server_name: str, **kwargs) -> None:
+    def __init__(self, *args: Any, server_name: str, **kwargs: Any) -> None:
         self._server_name = server_name
         super().__init__(*args, **kwargs)
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = socket.create_connection((host, port), timeout, self.source_address)
         return self.context.wrap_socket(sock, server_hostname=self._server_name)
 
@@ -100,7 +101,7 @@ class SmtpTransport:
     def __enter__(self) -> SmtpTransport:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -221,7 +222,12 @@ class SmtpTransport:
 
     @staticmethod
     def _pipelined(
-        conn: smtplib.SMTP, sender, recipient, data: bytes, options, check: bool = False
+        conn: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        options: list[str],
+        check: bool = False,
     ) -> str:
         """RFC 2920: MAIL FROM, RCPT TO and DATA in one write, then their replies in order:
         two round trips a message instead of four. The failure classes stay those of the

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
 import datetime as dt
 import json
 import re
@@ -105,7 +110,7 @@ def receivers_table(rows: list[dict], tz: ZoneInfo, width: int | None = None) ->
     return table
 
 
-def receiver_detail(row: dict, tz: ZoneInfo):
+def receiver_detail(row: dict, tz: ZoneInfo) -> Group:
     from rich.console import Group
     from rich.panel import Panel
     from rich.syntax import Syntax  # pygments: only `show` pays for it
@@ -216,7 +221,7 @@ def _size(size: int) -> str:
     return f"{size} B"
 
 
-def stats_view(data: dict, tz: ZoneInfo):
+def stats_view(data: dict, tz: ZoneInfo) -> Group:
     """`devmsg stats`: the receivers per status (per type with --by type), then the rest."""
     from rich.console import Group
 
@@ -276,8 +281,8 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def to_json(value) -> str:
-    def default(obj):
+def to_json(value: Any) -> str:
+    def default(obj: object) -> object:
         if isinstance(obj, dt.datetime):
             return obj.isoformat()
         raise TypeError(f"not JSON serializable: {type(obj).__name__}")
@@ -335,7 +340,7 @@ def catalog_stats_table(rows: list[dict]) -> Table:
     return table
 
 
-def preview_view(row: dict):
+def preview_view(row: dict) -> Group:
     """What one receiver would get: the headers that matter, the text, the HTML source."""
     from rich.console import Group
     from rich.panel import Panel

@@ -255,7 +255,7 @@ class Worker:
 
     # -- sender threads ----------------------------------------------------------------------
 
-    def _next_batch(self, transport) -> list[int]:
+    def _next_batch(self, transport: object) -> list[int]:
         """A sender's next batch: claim what is due, else wait for a wake, closing the
         connection when it has been idle for `idle_timeout`. [] only when stopping."""
         run, idle_timeout = self._run, self.config.smtp.idle_timeout

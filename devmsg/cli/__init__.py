@@ -15,6 +15,7 @@ One module per group of commands: `sending` (send, resend, resend-failed), `work
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from devmsg.cli import admin, authoring, bounces, inspect, providers, queue, sending, worker  # noqa: F401  (they register commands)
 from devmsg.cli.base import app
@@ -35,7 +36,7 @@ _ORDER = [name for names in PANELS.values() for name in names]
 _PANEL = {name: panel for panel, names in PANELS.items() for name in names}
 
 
-def _name(info) -> str:
+def _name(info: Any) -> str:
     callback = getattr(info, "callback", None)
     return info.name or (callback.__name__.replace("_", "-") if callback else "")
 
@@ -112,23 +113,23 @@ def _defer_unused_rich_modules() -> None:
         if name in sys.modules:
             return
 
-        def real():
+        def real() -> types.ModuleType:
             if isinstance(sys.modules.get(name), Deferred):
                 del sys.modules[name]
             return importlib.import_module(name)
 
         class Deferred(types.ModuleType):
-            def __getattr__(self, item):
+            def __getattr__(self, item: str) -> Any:
                 if item.startswith("__"):  # the import system asking (__path__, ...)
                     raise AttributeError(item)
                 return getattr(real(), item)
 
         class Forwarding(type):
-            def __getattr__(cls, item):  # Traceback.from_exception(...)
+            def __getattr__(cls, item: str) -> Any:  # Traceback.from_exception(...)
                 return getattr(getattr(real(), attribute), item)
 
         class Lazy(metaclass=Forwarding):
-            def __new__(cls, *args, **kwargs):
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
                 return getattr(real(), attribute)(*args, **kwargs)
 
         module = Deferred(name)

@@ -3,6 +3,11 @@ and translations. They read templates and catalogs; none opens the store."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.config import Config
+
 import sys
 from typing import Annotated
 
@@ -12,7 +17,7 @@ from devmsg.cli.base import DevmsgGroup, app, console, echo, print_json
 from devmsg.errors import DevmsgError
 
 
-def _config(ctx: typer.Context):
+def _config(ctx: typer.Context) -> Config:
     from devmsg.config import load_config
 
     return load_config(ctx.obj["config"])

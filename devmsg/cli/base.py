@@ -4,14 +4,23 @@ console, one-line messages, JSON, the progress bar and the open Outbox."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
 from devmsg import __version__
 from devmsg.errors import DevmsgError, InputError
+
+if TYPE_CHECKING:
+    from devmsg.cli.terminal import SafeConsole
+    from devmsg.config import Config
+    from devmsg.outbox import Outbox
+    from devmsg.report import DeliveryReport
+
+T = TypeVar("T")
 
 EXIT_NOT_SENT = 3
 
@@ -38,7 +47,7 @@ OPTIONS = {
 
 
 class DevmsgGroup(TyperGroup):
-    def invoke(self, ctx):
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DevmsgError as exc:
@@ -65,7 +74,7 @@ def receiver_id(text: str) -> int:
         raise InputError(f"the ID must be a number, not {text!r}") from None
 
 
-def console(stderr: bool = False):
+def console(stderr: bool = False) -> SafeConsole:
     from devmsg.cli.terminal import SafeConsole
 
     return SafeConsole(stderr=stderr, highlight=False)
@@ -84,7 +93,7 @@ def echo(text: str, err: bool = False) -> None:
     console(stderr=err).print(Text(text), soft_wrap=True)
 
 
-def print_json(value) -> None:
+def print_json(value: Any) -> None:
     from devmsg.views import to_json
 
     sys.stdout.write(to_json(value) + "\n")
@@ -121,7 +130,7 @@ def main(
     ctx.obj = {"config": config}
 
 
-def outbox_of(ctx: typer.Context, looking: bool = False, config=None):
+def outbox_of(ctx: typer.Context, looking: bool = False, config: Config | None = None) -> Outbox:
     """The open Outbox (of `config`, else the one --config names). A command that only
     looks (`looking`) makes no store: on a SQLite file that is not there it says so."""
     from devmsg.config import load_config
@@ -171,7 +180,7 @@ class _ProgressBar:
             self.progress.stop()
 
 
-def with_progress(label: str, work, minimum: int = 20):
+def with_progress(label: str, work: Callable[[Any], T], minimum: int = 20) -> T:
     """Run `work(progress)` with a progress bar on a terminal for long runs."""
     bar = _ProgressBar(label, minimum)
     try:
@@ -180,7 +189,7 @@ def with_progress(label: str, work, minimum: int = 20):
         bar.close()
 
 
-def deliver(label: str, work):
+def deliver(label: str, work: Callable[[Any], T]) -> T:
     """Run a delivering command's `work(progress)`: a progress bar for long runs, and a
     polite stop on SIGTERM or SIGINT (see `devmsg.delivery`). The first signal asks the run
     to stop: it finishes or abandons the exchange in flight, records it, releases every
@@ -203,7 +212,9 @@ def deliver(label: str, work):
         delivery.clear_stop()
 
 
-def polite_stop_handler(exit_code: int | None = None, then=None):
+def polite_stop_handler(
+    exit_code: int | None = None, then: Callable[[], None] | None = None
+) -> Callable[[int, Any], None]:
     """A SIGTERM/SIGINT handler: the first signal asks every delivery run in the process to
     stop politely (the command then exits `exit_code`, else 128 + the signal), and calls
     `then`; a second ends the process at once (the leases cover what it held)."""
@@ -212,7 +223,7 @@ def polite_stop_handler(exit_code: int | None = None, then=None):
 
     from devmsg import delivery
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if delivery.stop_requested():
             os.write(2, f"Error: second {name}: stopped at once; what it held is retried "
@@ -225,7 +236,7 @@ def polite_stop_handler(exit_code: int | None = None, then=None):
     return on_signal
 
 
-def summary_line(report, what: str) -> str:
+def summary_line(report: DeliveryReport, what: str) -> str:
     text = (
         f"{what}: attempted {report.attempted}, sent {report.sent}, "
         f"failed {report.failed}, error {report.error}"

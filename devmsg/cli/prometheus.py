@@ -4,6 +4,8 @@ it prints."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 _METRICS = (  # name, help, key in the stats
     ("devmsg_due", "Receivers due for delivery now.", "due"),
     ("devmsg_oldest_unsent_age_seconds",
@@ -23,7 +25,7 @@ _METRICS = (  # name, help, key in the stats
 )  # fmt: skip
 
 
-def _stamp(when) -> str:
+def _stamp(when: dt.datetime | None) -> str:
     return "0" if when is None else f"{when.timestamp():.3f}"
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -31,7 +32,7 @@ def limits(
           lambda rows: limits_table(rows, config.tzinfo))  # fmt: skip
 
 
-def _show(rows: list[dict], json_output: bool, empty: str, table) -> None:
+def _show(rows: list[dict], json_output: bool, empty: str, table: Callable[..., Any]) -> None:
     """A list as JSON, or a line saying it is empty, or its table."""
     if json_output:
         print_json(rows)

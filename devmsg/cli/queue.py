@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -25,7 +26,7 @@ HELP = {
 }
 
 
-def _command(action: str):
+def _command(action: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         ids: Annotated[

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.outbox import Outbox
+    from devmsg.submitting import SendReport
+
+import datetime as dt
 from typing import Annotated
 
 import typer
@@ -201,7 +208,10 @@ def _headers(lines: list[str]) -> dict[str, str]:
     return headers
 
 
-def _send_eml(ctx, eml, type, to, queue, at, expires, json_output, others, metadata) -> None:
+def _send_eml(
+    ctx: typer.Context, eml: str, type: str, to: list[str] | None, queue: bool, at: str | None,
+    expires: str | None, json_output: bool, others: dict, metadata: str | None,
+) -> None:  # fmt: skip
     """send --eml: a prebuilt message, stored and sent as given (see Outbox.send_email)."""
     import sys
 
@@ -237,7 +247,9 @@ def _send_eml(ctx, eml, type, to, queue, at, expires, json_output, others, metad
     _report_send(outbox, report, send_at, json_output)
 
 
-def _report_send(outbox, report, send_at, json_output: bool) -> None:
+def _report_send(
+    outbox: Outbox, report: SendReport, send_at: dt.datetime | None, json_output: bool
+) -> None:
     if not json_output:
         for asked, (used, count) in sorted(report.fallbacks.items()):
             echo(f"{plural(count, 'receiver')} asked for {asked}: sent in {used}")

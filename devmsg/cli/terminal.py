@@ -8,7 +8,9 @@ through here: it stays exact (see `views.to_json`)."""
 
 from __future__ import annotations
 
-from rich.console import Console
+from collections.abc import Iterator
+
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 
 from devmsg.cli.controls import CONTROL, visible
@@ -20,7 +22,9 @@ class SafeConsole(Console):
     """A rich Console whose content cannot carry control sequences. Rich's own styling is
     added after rendering, from each segment's style, so only content is changed here."""
 
-    def render(self, renderable, options=None):
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterator[Segment]:
         for segment in super().render(renderable, options):
             if segment.control is None and CONTROL.search(segment.text):
                 yield Segment(visible(segment.text), segment.style)

@@ -3,10 +3,16 @@ to stderr, as text (colours only on a terminal) or one JSON object a line."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devmsg.worker import Worker
+
 import datetime as dt
 import json
 import signal
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -58,7 +64,7 @@ def worker(
     the_worker.run()
 
 
-def _handle_signals(the_worker) -> None:
+def _handle_signals(the_worker: Worker) -> None:
     stop = polite_stop_handler(exit_code=0, then=the_worker.poke)  # a normal way to stop
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -69,7 +75,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return value
@@ -111,7 +117,7 @@ def describe(event: str, fields: dict) -> str:
     return event
 
 
-def _text_log():
+def _text_log() -> Callable[[str, dict], None]:
     from devmsg.cli.controls import visible
 
     if not sys.stderr.isatty():

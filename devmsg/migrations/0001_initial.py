@@ -4,15 +4,17 @@ from peewee import (
     AutoField,
     BlobField,
     CharField,
+    Database,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Base(Model):
         class Meta:
             database = db

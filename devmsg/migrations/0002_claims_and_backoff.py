@@ -1,10 +1,11 @@
 """Claims with a lease, interrupted attempts, backoff, the envelope address, and messages
 whose receivers are still being stored."""
 
-from peewee import CharField, DateTimeField
+from peewee import CharField, Database, DateTimeField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     migrator.migrate(
         migrator.add_column("receiver", "envelope_to", CharField(null=True)),
         migrator.add_column("receiver", "claimed_by", CharField(null=True)),

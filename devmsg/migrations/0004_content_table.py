@@ -1,10 +1,11 @@
 """The large, never-changing part of a receiver (the bodies and the email's bytes) moves to
 its own table, so that every status change rewrites a small row, and scans stay small."""
 
-from peewee import AutoField, BlobField, ForeignKeyField, Model, TextField
+from peewee import AutoField, BlobField, Database, ForeignKeyField, Model, TextField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Base(Model):
         class Meta:
             database = db

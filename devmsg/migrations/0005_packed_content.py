@@ -3,12 +3,13 @@ the bodies in `bodies` only when the email cannot give them back exactly (see
 devmsg.content). Converts existing stores in chunks; a store of 1,000,000 receivers
 shrinks to about a quarter once SQLite's VACUUM returns the freed pages."""
 
-from peewee import BlobField
+from peewee import BlobField, Database
+from playhouse.migrate import SchemaMigrator
 
 CHUNK = 2000
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     from devmsg.content import pack
 
     migrator.migrate(

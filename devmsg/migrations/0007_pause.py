@@ -1,10 +1,11 @@
 """A pause of all sending, stored in the store so that every process and host sharing it
 sees it at once: one row while paused, none otherwise."""
 
-from peewee import DateTimeField, IntegerField, Model, TextField
+from peewee import Database, DateTimeField, IntegerField, Model, TextField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Pause(Model):
         id = IntegerField(primary_key=True)  # always 1
         paused_by = TextField()

@@ -4,15 +4,17 @@ still counting) and the suppression list (addresses not to be tried again)."""
 from peewee import (
     AutoField,
     CharField,
+    Database,
     DateTimeField,
     DoubleField,
     IntegerField,
     Model,
     TextField,
 )
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class RateLimit(Model):
         id = AutoField()
         name = CharField(unique=True)  # "<scope> <window seconds>s"

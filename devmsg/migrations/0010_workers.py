@@ -1,10 +1,11 @@
 """`devmsg worker` records itself: one row per running worker, refreshed with its lease
 heartbeat, so that `stats` can list the live ones and show those that went away."""
 
-from peewee import AutoField, CharField, DateTimeField, IntegerField, Model
+from peewee import AutoField, CharField, Database, DateTimeField, IntegerField, Model
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Worker(Model):
         id = AutoField()
         name = CharField(unique=True)  # the run's owner id: host:pid:random

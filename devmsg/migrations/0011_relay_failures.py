@@ -2,10 +2,11 @@
 connection, the sender or the session) do not count toward `resend_limit`: `relay_failures`
 counts them apart, for the backoff, and each failure row says whether it counted."""
 
-from peewee import SQL, IntegerField
+from peewee import SQL, Database, IntegerField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     # A default in the schema too: the hot path inserts rows with plain SQL, naming only
     # the columns it sets.
     migrator.migrate(

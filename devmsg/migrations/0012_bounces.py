@@ -2,10 +2,11 @@
 delivery report that matched a receiver (its fingerprint makes a second ingest of the same
 report change nothing), and an index to match a report by the original's Message-ID."""
 
-from peewee import AutoField, CharField, DateTimeField, ForeignKeyField, Model, TextField
+from peewee import AutoField, CharField, Database, DateTimeField, ForeignKeyField, Model, TextField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Secret(Model):
         name = CharField(primary_key=True)
         value = TextField()

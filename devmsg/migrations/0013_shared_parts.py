@@ -9,14 +9,16 @@ from peewee import (
     AutoField,
     BlobField,
     CharField,
+    Database,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Message(Model):
         id = AutoField()
 

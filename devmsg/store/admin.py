@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import JOIN, fn
+from peewee import JOIN, Expression, ModelSelect, fn
 
 from devmsg.models import Bounce, Content, Failure, Message, MessageBlob, Receiver, database
 from devmsg.store.base import lease_now, to_db, writing
 from devmsg.store.blobs import forget_unused
 
 
-def _orphans():
+def _orphans() -> ModelSelect:
     """Stored messages without receivers (one still being stored is not an orphan)."""
     return (
         Message.select(Message.id)
@@ -63,12 +63,12 @@ def purge(created_before: dt.datetime | None, dry_run: bool) -> tuple[int, int]:
     return receivers, messages
 
 
-def _not_held(now):
+def _not_held(now: dt.datetime) -> Expression:
     """Not claimed by a live devmsg: purge never deletes what a running sender holds."""
     return (fn.COALESCE(Receiver.claimed_by, "") == "") | (Receiver.lease_until < now)
 
 
-def _purge_counts(cutoff, free) -> tuple[int, int]:
+def _purge_counts(cutoff: dt.datetime | None, free: Expression) -> tuple[int, int]:
     # Messages that would be left without receivers: orphans now, plus those whose every
     # receiver is old.
     messages = _orphans().count()

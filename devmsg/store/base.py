@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import peewee
 from peewee import SqliteDatabase
@@ -28,7 +30,7 @@ def from_db(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
-def naive(value) -> dt.datetime:
+def naive(value: dt.datetime | str) -> dt.datetime:
     """A stored time as naive UTC: SQLite hands back text where an aggregate (MIN, MAX)
     hides the column's type."""
     if isinstance(value, str):
@@ -45,7 +47,7 @@ _writers = threading.RLock()
 
 
 @contextmanager
-def writing():
+def writing() -> Iterator[None]:
     """A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE):
     a deferred transaction that reads and then writes gets SQLITE_BUSY at its first write
     without SQLite's busy handler ever waiting, so concurrent writers would fail instead of
@@ -91,27 +93,27 @@ def lease_now() -> dt.datetime:
     return value.replace(tzinfo=dt.UTC)
 
 
-def locked(query):
+def locked(query: Any) -> Any:
     """On PostgreSQL, lock the rows read (waiting for another sender's lock)."""
     if isinstance(database.obj, SqliteDatabase):
         return query
     return query.for_update()
 
 
-def for_update(query):
+def for_update(query: Any) -> Any:
     """On PostgreSQL, lock the rows read and skip those another sender holds."""
     if isinstance(database.obj, SqliteDatabase):
         return query  # the IMMEDIATE transaction already serialises claimers
     return query.for_update("FOR UPDATE SKIP LOCKED")
 
 
-def insert_sql(db, table: str, columns) -> str:
+def insert_sql(db: peewee.Database, table: str, columns: Iterable[str]) -> str:
     """A plain INSERT with the driver's placeholders, for executemany."""
     placeholders = ", ".join([db.param] * len(columns))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
 
 
-def db_param(db, value):
+def db_param(db: peewee.Database, value: Any) -> Any:
     """Times as peewee stores them: text on SQLite, native on PostgreSQL."""
     if isinstance(value, dt.datetime) and isinstance(db, SqliteDatabase):
         return value.isoformat(sep=" ")

@@ -7,14 +7,14 @@ import threading
 import zlib
 from collections import OrderedDict
 
-from peewee import SqliteDatabase
+from peewee import Database, DatabaseProxy, SqliteDatabase
 
 from devmsg.content import Shared
 from devmsg.models import Blob, MessageBlob
 from devmsg.store.base import insert_sql
 
 
-def keep(db, message_id: int, shared: dict[str, Shared]) -> None:
+def keep(db: Database, message_id: int, shared: dict[str, Shared]) -> None:
     """Store the blobs not yet stored, and note that `message_id` uses them. In the
     caller's transaction."""
     if not shared:
@@ -83,7 +83,7 @@ def read(digest: str) -> bytes:
     return data
 
 
-def forget_unused(db) -> int:
+def forget_unused(db: Database | DatabaseProxy) -> int:
     """Drop the blobs that no message uses any more (after a purge). In the caller's
     transaction. On PostgreSQL it first waits for every sender adding a use (SQLite's
     writers take turns already)."""

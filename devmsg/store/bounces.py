@@ -114,7 +114,10 @@ def record(
     return Outcome("bounced" if changed else kind, listed)
 
 
-def _report_text(kind, status, diagnostic, reported_by, reported_at) -> str:
+def _report_text(
+    kind: str, status: str | None, diagnostic: str | None, reported_by: str | None,
+    reported_at: dt.datetime | None,
+) -> str:  # fmt: skip
     """The report's fields, where a failure keeps its traceback."""
     lines = [f"Action: {kind}", f"Status: {status or '-'}", f"Diagnostic: {diagnostic or '-'}",
              f"Reported by: {reported_by or '-'}",

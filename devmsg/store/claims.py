@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from peewee import SqliteDatabase, chunked, fn
+from peewee import Database, Expression, SqliteDatabase, chunked, fn
 
 from devmsg.content import assemble, email
 from devmsg.models import DELIVERABLE, Content, Message, Receiver, database
@@ -113,13 +113,13 @@ def recover_expired(policy: Policy) -> int:
     return len(expired)
 
 
-def claimed():
+def claimed() -> Expression:
     """claimed_by is set. Written as a range ('' sorts first), so that the index on
     claimed_by finds the few claimed receivers among millions: IS NOT NULL would scan."""
     return Receiver.claimed_by > ""
 
 
-def _deliverable(policy: Policy, type: str | None = None):
+def _deliverable(policy: Policy, type: str | None = None) -> Expression:
     """Nobody's, and deliverable (not_sent, or failed within resend_limit), whenever due."""
     # COALESCE keeps the planner on the status index: "claimed_by IS NULL" would match the
     # claimed_by index, which holds every one of a million sent receivers.
@@ -136,7 +136,7 @@ def _deliverable(policy: Policy, type: str | None = None):
     )
 
 
-def _due(policy: Policy, due_before: dt.datetime, type: str | None = None):
+def _due(policy: Policy, due_before: dt.datetime, type: str | None = None) -> Expression:
     return _deliverable(policy, type) & (
         Receiver.next_attempt_at.is_null() | (Receiver.next_attempt_at <= due_before)
     )
@@ -193,17 +193,17 @@ _LATE = (
 )
 
 
-def _placeholders(db, sql: str) -> str:
+def _placeholders(db: Database, sql: str) -> str:
     return sql if db.param == "?" else sql.replace("?", db.param)
 
 
-def _claim_sql(db, typed: bool) -> str:
+def _claim_sql(db: Database, typed: bool) -> str:
     lock = "" if isinstance(db, SqliteDatabase) else " FOR UPDATE SKIP LOCKED"
     sql = _CLAIM.format(type=" AND type = ?" if typed else "", lock=lock)
     return _placeholders(db, sql)
 
 
-def _any_late(db, policy: Policy, now: dt.datetime) -> bool:
+def _any_late(db: Database, policy: Policy, now: dt.datetime) -> bool:
     """Whether any receiver nobody holds is past its time (cheap: then expire_due)."""
     params = [to_db(now)]
     age = ""
@@ -218,7 +218,7 @@ def count_due(policy: Policy, due_before: dt.datetime, type: str | None = None) 
     return Receiver.select().where(_due(policy, to_db(due_before), type)).count()
 
 
-def next_due_at(policy: Policy, after: dt.datetime, type: str | None = None):
+def next_due_at(policy: Policy, after: dt.datetime, type: str | None = None) -> dt.datetime | None:
     """When the first receiver not yet due becomes due (its backoff or --at time), or
     None: the time a worker may sleep until."""
     first = (
@@ -229,7 +229,7 @@ def next_due_at(policy: Policy, after: dt.datetime, type: str | None = None):
     return None if first is None else from_db(naive(first))
 
 
-def next_lease_end(owner: str):
+def next_lease_end(owner: str) -> dt.datetime | None:
     """When the first claim of another owner runs out (on the lease clock), or None: a dead
     owner's receivers are recovered then."""
     first = (

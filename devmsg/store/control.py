@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from peewee import chunked, fn
 
@@ -46,7 +47,7 @@ class Selection:
         return not (self.ids or self.message is not None or self.type is not None
                     or self.to is not None or self.statuses or self.all)  # fmt: skip
 
-    def where(self):
+    def where(self) -> Any:
         condition = Message.state == "stored"
         if self.ids:
             condition &= Receiver.id.in_(self.ids)
@@ -115,13 +116,18 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
     return report
 
 
-def _aged_from(created_at, age_from, held_at, now):
+def _aged_from(
+    created_at: dt.datetime,
+    age_from: dt.datetime | None,
+    held_at: dt.datetime | None,
+    now: dt.datetime,
+) -> dt.datetime:
     """Where a released receiver ages from: later by the time it was held."""
     start = age_from or created_at
     return start if held_at is None else start + (now - held_at)
 
 
-def _set(ids: list[int], **values) -> None:
+def _set(ids: list[int], **values: Any) -> None:
     for batch in chunked(ids, INSERT_CHUNK):
         Receiver.update(**values).where(Receiver.id.in_(batch)).execute()
 

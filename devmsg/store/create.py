@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import fn
+from peewee import Database, fn
 
 from devmsg.content import cut, pack
 from devmsg.models import Content, JSONField, Message, MessageBlob, Receiver, database
@@ -77,7 +77,10 @@ def add_receivers(
         Message.update(lease_until=to_db(lease_until)).where(Message.id == message_id).execute()
 
 
-def _insert(db, message_id, rows, owner, lease_until, after: int, schedule=None) -> list[int]:
+def _insert(
+    db: Database, message_id: int, rows: list[dict], owner: str | None,
+    lease_until: dt.datetime, after: int, schedule: tuple | None = None,
+) -> list[int]:  # fmt: skip
     """Insert receivers, claimed by `owner` (a send) or free (a queue), and their content,
     (a row whose "suppressed" gives a reason is stored `suppressed`, never claimed)
     each with one prepared statement (executemany): a peewee insert_many spent more time

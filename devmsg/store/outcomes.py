@@ -3,6 +3,14 @@ delivery: one short transaction per receiver, in plain SQL."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devmsg.store.policy import Policy
+
+import datetime as dt
+from typing import Any
+
 from devmsg.models import DELIVERABLE, database
 from devmsg.store.base import announce, db_param, utcnow, writing
 from devmsg.store.policy import Policy
@@ -46,7 +54,7 @@ _SQL["relay_due"] = _SQL["relay"] + f" AND {_DELIVERABLE}"
 VANISHED = "vanished"  # an outcome for a receiver deleted, held or cancelled meanwhile
 
 
-def _execute(name: str, *params) -> int:
+def _execute(name: str, *params: Any) -> int:
     """Run one of the statements above; how many rows it changed."""
     db = database.obj
     sql = _SQL[name] if db.param == "?" else _SQL[name].replace("?", db.param)
@@ -64,7 +72,7 @@ def start_attempt(receiver_id: int, started: bool = True, recheck: bool = False)
         return _start(receiver_id, utcnow(), recheck)
 
 
-def _start(receiver_id: int | None, now, recheck: bool) -> bool:
+def _start(receiver_id: int | None, now: dt.datetime, recheck: bool) -> bool:
     if receiver_id is None:
         return False
     return bool(_execute("start_due" if recheck else "start", now, receiver_id))
@@ -118,13 +126,13 @@ def record_failure(
 
 
 def record_failure_in(
-    receiver_id,
-    failed_count,
-    error,
-    traceback,
-    permanent,
-    policy,
-    now,
+    receiver_id: int,
+    failed_count: int,
+    error: str,
+    traceback: str,
+    permanent: bool,
+    policy: Policy,
+    now: dt.datetime,
     backoff: bool = True,
     recheck: bool = False,
     counts: bool = True,

@@ -192,5 +192,5 @@ def receiver_email(receiver_id: int) -> bytes:
     return assemble(email(bytes(row[0])), row[1], read_blob)
 
 
-def _bytes(value) -> bytes | None:
+def _bytes(value: bytes | memoryview | None) -> bytes | None:
     return None if value is None else bytes(value)  # PostgreSQL gives memoryview

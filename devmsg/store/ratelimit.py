@@ -15,7 +15,9 @@ limiter's hot row, in its own short transaction, never in a claim's.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from peewee import SqliteDatabase
 
@@ -45,7 +47,7 @@ def _sql(text: str) -> str:
     return text if db.param == "?" else text.replace("?", db.param)
 
 
-def _rows(sql: str, params) -> list[tuple]:
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple]:
     return list(database.obj.execute_sql(_sql(sql), list(params)).fetchall())
 
 

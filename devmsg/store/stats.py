@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import fn
+from peewee import Expression, fn
 
 from devmsg.models import STATUSES, UNSENT, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, naive, to_db, utcnow
@@ -67,7 +67,7 @@ def _relay(last_success: dt.datetime | None) -> dict:
             "last_failure": None if failure is None else failure.error}  # fmt: skip
 
 
-def _per_status(live, by_type: bool) -> dict:
+def _per_status(live: Expression, by_type: bool) -> dict:
     """{status: count} (with by_type: {type: {status: count}}), every status present; a
     receiver under a live claim counts as `sending`, not as its stored status."""
     fields = [Receiver.status, fn.COUNT(Receiver.id)]

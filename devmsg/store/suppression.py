@@ -7,6 +7,10 @@ Addresses compare exactly on the local part and in any case on the domain (`mail
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from peewee import chunked
 
 from devmsg.addresses import mailbox_key
@@ -26,7 +30,7 @@ def _entry(row: Suppression) -> dict:
     }
 
 
-def reason_text(entry: dict, minute) -> str:
+def reason_text(entry: dict, minute: Callable[[dt.datetime], str]) -> str:
     """A suppressed receiver's status_reason: which entry, since when, why."""
     return (
         f"suppressed: {entry['address']} is on the suppression list since "
@@ -34,7 +38,7 @@ def reason_text(entry: dict, minute) -> str:
     )
 
 
-def suppressed(addresses) -> dict[str, dict]:
+def suppressed(addresses: Iterable[str]) -> dict[str, dict]:
     """mailbox_key -> entry, for those of these addresses on the list. On every send: the
     look-up is plain SQL (building a peewee query cost more than the query), and only a hit
     reads its entry."""
@@ -124,7 +128,9 @@ def unsuppress(address: str) -> None:
         Suppression.delete().where(Suppression.address_key == mailbox_key(address)).execute()
 
 
-def suppress_claimed(owner: str, rows, minute) -> set[int]:
+def suppress_claimed(
+    owner: str, rows: Iterable[Any], minute: Callable[[dt.datetime], str]
+) -> set[int]:
     """Of these receivers a run has claimed, those now on the list become `suppressed`
     (not tried, their claim given up). Their ids."""
     listed = suppressed(row.address for row in rows)
