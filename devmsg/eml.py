@@ -178,22 +178,35 @@ def _megabytes(size: int) -> str:
 def describe(data: bytes) -> dict:
     """What `show` says of a stored email beside its bodies: its headers, decoded, and its
     attachments (filename, content type, size)."""
-    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    # compat32 and decode_header: linear in the header's length (the default policy's parser
+    # takes 50 s for a 1 MB subject of encoded words).
+    parsed = email.message_from_bytes(data, policy=email.policy.compat32)
     headers = []
     for name, value in parsed.items():
-        try:
-            text = str(value)
-        except (ValueError, IndexError, LookupError):
-            text = str(parsed.get_all(name, [""])[0])
+        text = _decoded(str(value))
         headers.append([name, " ".join(text.split())])
     attachments = []
     for part in parsed.walk():
         if part.is_multipart():
             continue
         filename = part.get_filename()
+        if filename:  # RFC 2047 in a parameter too, as some mailers write it
+            filename = _decoded(filename)
         if filename is None and part.get_content_disposition() != "attachment":
             continue
         payload = part.get_payload(decode=True) or b""
         attachments.append({"filename": filename or "", "content_type": part.get_content_type(),
                             "size": len(payload)})  # fmt: skip
     return {"headers": headers, "attachments": attachments}
+
+
+def _decoded(text: str) -> str:
+    """RFC 2047 encoded words decoded; as written when they do not decode."""
+    if "=?" not in text:
+        return text
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, IndexError, LookupError, UnicodeError):
+        return text

@@ -154,7 +154,10 @@ def test_the_key_table_is_the_one_source_of_defaults_and_of_the_docs(tmp_path):
             continue  # paths are made relative to the file's folder
         assert getattr(built, field.name) == getattr(Config(), field.name), field.name
     assert built.smtp == SmtpConfig() and built.bounces == BouncesConfig()
-    assert (built.templates, built.database) == (tmp_path / "templates", tmp_path / "devmsg.sqlite3")
+    assert (built.templates, built.database) == (
+        tmp_path / "templates",
+        tmp_path / "devmsg.sqlite3",
+    )
     assert len({key.name for key in KEYS}) == len(KEYS)
     page = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
     assert keys_markdown() in page, (
