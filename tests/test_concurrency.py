@@ -49,7 +49,9 @@ def test_eight_application_processes_enqueue_at_once(home, smtp):
 def test_eight_shell_loops_of_send_queue(home, smtp):
     write_project(home, smtp.port)
     loop = (
-        'for i in 1 2 3 4 5 6 7 8; do "$DEVMSG" send --queue --type t --subject s --text t '
+        # Eight writers at once, three sends each: 24 processes show the same contention
+        # (the first ones even create the store together) that 64 did.
+        'for i in 1 2 3; do "$DEVMSG" send --queue --type t --subject s --text t '
         '--to "l$0-$i@example.com" || echo "exit $?" >&2; done'
     )
     env = {**os.environ, "DEVMSG": devmsg_command()}
@@ -61,5 +63,5 @@ def test_eight_shell_loops_of_send_queue(home, smtp):
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert (proc.returncode, err) == (0, "")
-        assert out.count("queued 1 receiver") == 8
-    assert sql("select count(*) from receiver") == [(64,)]
+        assert out.count("queued 1 receiver") == 3
+    assert sql("select count(*) from receiver") == [(24,)]
