@@ -9,7 +9,7 @@ would send some text in the default language, or are clutter.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from devmsg.render import Renderer
@@ -157,7 +157,9 @@ def _render(cfg: Config, renderer: Renderer, name: str, languages: list[str]) ->
             for f, langs in problems.items()]  # fmt: skip
 
 
-def _catalog(cfg: Config, language: str, path: Path, extracted: Catalog | None) -> list[Finding]:
+def _catalog(
+    cfg: Config, language: str, path: Path, extracted: Catalog | None
+) -> tuple[list[Finding], Catalog | None]:
     """(findings, the catalog or None if it does not parse)."""
     shown = catalogs.shown(path, cfg)
     findings = [Finding(shown, line, "error", f"duplicate msgid {text!r}")
@@ -214,7 +216,7 @@ def placeholders(text: str) -> tuple[tuple[str, ...], bool]:
     return tuple(sorted(found)), "%" in rest
 
 
-def placeholder_problems(msgid: str | tuple, string: str | tuple) -> list[str]:
+def placeholder_problems(msgid: Any, string: Any) -> list[str]:
     """How a translation's placeholders differ from its msgid's. A plural's forms may drop
     a placeholder except in the last form (`one file` for `%(count)s file`)."""
     ids = list(msgid) if isinstance(msgid, list | tuple) else [msgid]
@@ -248,8 +250,10 @@ def _names(items: list[str]) -> str:
 def _duplicates(path: Path) -> list[tuple[int, str]]:
     """(line, msgid) of each msgid given twice (with the same context), obsolete entries
     aside: Babel merges them silently when it reads the file."""
-    seen, found = set(), []
-    context = msgid = None
+    seen: set[tuple] = set()
+    found: list[tuple[int, str]] = []
+    context: str | None = None
+    msgid: str | None = None
     line = 0
     field = None
     try:
@@ -272,9 +276,9 @@ def _duplicates(path: Path) -> list[tuple[int, str]]:
             msgid, line, field = unescape(text[6:]), number, "msgid"
         elif text.startswith('"') and field in ("context", "msgid"):
             if field == "context":
-                context += unescape(text)
+                context = (context or "") + unescape(text)
             else:
-                msgid += unescape(text)
+                msgid = (msgid or "") + unescape(text)
         elif text.startswith(("msgid_plural", "msgstr")):
             if field == "msgid":
                 done()

@@ -104,7 +104,8 @@ def build_rows(
     attached = sum(len(a.body.data) + 200 for a in attachments)
     rows = []
     for address, name, lang in chunk:
-        if template is None:
+        if template is None or render is None:
+            assert inline is not None  # a message without a template has its content
             rendered = inline
         else:
             info = {"address": address.address, "name": name, "language": lang}

@@ -12,6 +12,7 @@ import json
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 LEVEL = 3  # 2 KB of email: 17 us at 1, 23 us at 3, 37 us at 6, for 10% less from 1 to 6
 
@@ -68,7 +69,8 @@ def read_bodies(message: bytes) -> tuple[str, str]:
             try:
                 text = part.get_content()
             except (LookupError, ValueError, AssertionError):  # an unknown charset, ...
-                text = part.get_payload(decode=True).decode("utf-8", "replace")
+                payload = cast(bytes, part.get_payload(decode=True))
+                text = payload.decode("utf-8", "replace")
         found.append(text.replace("\r\n", "\n"))
     return found[0], found[1]
 

@@ -83,7 +83,7 @@ def open_database(
     try:
         _start(db, bind)
     except DatabaseError as exc:
-        raise store_error(path, busy_timeout, exc, "cannot use the store: ") from None
+        raise store_error(str(path), busy_timeout, exc, "cannot use the store: ") from None
     return db
 
 

@@ -51,7 +51,7 @@ __all__ = ["Batch", "DeliveryReport", "Progress", "Run", "new_owner", "policy_of
 DUE_BATCH = 25  # resend-failed claims this many at a time, so concurrent runs share the work
 ID_BATCH = 50
 
-NextBatch = Callable[[object], list[int]]  # (this worker's transport) -> receiver ids
+NextBatch = Callable[["SmtpTransport"], list[int]]  # (this worker's transport) -> receiver ids
 
 
 def new_owner() -> str:
@@ -155,7 +155,7 @@ class Run:
         size = _batch_size(len(ids), workers, ID_BATCH)
         batches = iter([ids[i : i + size] for i in range(0, len(ids), size)])
 
-        def next_batch(_transport: object) -> list[int]:
+        def next_batch(_transport: SmtpTransport) -> list[int]:
             if self._paused():
                 return []
             with self._source_lock:
@@ -175,7 +175,7 @@ class Run:
 
         size = _batch_size(self.total, self.config.smtp.connections, DUE_BATCH)
 
-        def next_batch(_transport: object) -> list[int]:
+        def next_batch(_transport: SmtpTransport) -> list[int]:
             if self._paused():
                 return []
             return store.claim_due(self.owner, self.lease_until(), self.started, self.policy, size)
@@ -338,6 +338,7 @@ class Run:
         """Deliver a batch under the rate limits: those the limits let through now go, the
         others wait for a permit (paced) or are deferred (left due when it frees)."""
         limiter, pending = self.limiter, rows
+        assert limiter is not None  # _deliver_batch paces only with limits
         while pending:
             holder = limiter.holder()
             admission = limiter.admit([self._to(row) for row in pending], holder)

@@ -15,7 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
+from typing import Any, cast
 
 KINDS = ("failed", "delayed", "complaint")
 # Where the address a bounce was sent to shows (the VERP return path): the headers an MTA
@@ -112,7 +112,7 @@ def _blocks(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):
         return [block for block in payload if isinstance(block, Message)]
-    body = part.get_payload(decode=True) or b""
+    body = cast(bytes, part.get_payload(decode=True) or b"")
     parser = email.parser.HeaderParser(policy=email.policy.compat32)
     text = body.decode("utf-8", "replace").replace("\r\n", "\n")
     return [
@@ -157,7 +157,8 @@ def _feedback(part: Message, sent: dt.datetime | None) -> list[Report]:
     kind = _text(fields.get("Feedback-Type")).strip().lower()
     if kind == "not-spam":
         return []
-    recipients = [_text(v).strip() for v in fields.get_all("Original-Rcpt-To") or []] or [None]
+    named = [_text(v).strip() for v in fields.get_all("Original-Rcpt-To") or []]
+    recipients: list[str | None] = [*named] or [None]
     when = _date(fields.get("Arrival-Date")) or _date(fields.get("Received-Date")) or sent
     by = _typed(fields.get("Reporting-MTA")) or _clean(_text(fields.get("User-Agent"))) or None
     return [
@@ -174,7 +175,7 @@ def _returned(part: Message, parsed: Parsed) -> None:
     if isinstance(payload, list):
         headers = payload[0] if payload and isinstance(payload[0], Message) else Message()
     else:
-        body = part.get_payload(decode=True) or b""
+        body = cast(bytes, part.get_payload(decode=True) or b"")
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(body)
     message_id = _text(headers.get("Message-ID")).strip()
     if message_id and message_id not in parsed.message_ids:

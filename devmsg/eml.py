@@ -151,7 +151,7 @@ def _bytes(message: Any) -> bytes:
             # Django's messages take a line separator, not a policy; either way line ends
             # are made CRLF in `prepare`, which has less to do when they are CRLF already.
             try:
-                return message.as_bytes(linesep="\r\n")
+                return message.as_bytes(linesep="\r\n")  # type: ignore[call-arg]  # Django's
             except TypeError:
                 return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         except (TypeError, ValueError, LookupError, UnicodeError) as exc:

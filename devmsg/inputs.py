@@ -100,7 +100,9 @@ _JSON_KINDS = {bool: "true/false", int: "a number", float: "a number", list: "a 
                dict: "an object"}  # fmt: skip
 
 
-def _recipients(rows: Iterable[dict], label: str, language: str | None) -> Iterator[Recipient]:
+def _recipients(
+    rows: Iterable[tuple[str, dict]], label: str, language: str | None
+) -> Iterator[Recipient]:
     count = 0
     for where, row in rows:
         address = row.get("address")

@@ -139,7 +139,7 @@ def from_imap(
         status, _ = imap.select(_quote(url.folder))
         if status != "OK":
             raise InputError(f"{where}: no such folder")
-        _, data = imap.uid("SEARCH", None, "UNSEEN")
+        _, data = imap.uid("SEARCH", "UNSEEN")
         uids = data[0].split() if data and data[0] else []
         for uid in uids:
             _, sized = imap.uid("FETCH", uid, "(RFC822.SIZE)")
@@ -162,14 +162,16 @@ def from_imap(
 def _imap_done(
     imap: imaplib.IMAP4, uid: bytes, move_to: str | None, movable: bool
 ) -> Callable[[], None]:
+    uid_text = uid.decode("ascii")  # digits
+
     def done() -> None:
         if move_to is None:
-            imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
+            imap.uid("STORE", uid_text, "+FLAGS", "(\\Seen)")
         elif movable:
-            imap.uid("MOVE", uid, _quote(move_to))
+            imap.uid("MOVE", uid_text, _quote(move_to))
         else:
-            imap.uid("COPY", uid, _quote(move_to))
-            imap.uid("STORE", uid, "+FLAGS", "(\\Seen \\Deleted)")
+            imap.uid("COPY", uid_text, _quote(move_to))
+            imap.uid("STORE", uid_text, "+FLAGS", "(\\Seen \\Deleted)")
 
     return done
 

@@ -41,7 +41,9 @@ def date_header(now: dt.datetime) -> str:
 
 def encode_words(value: str) -> str:
     """RFC 2047 encoded words (base64), folded; chunks never split a character."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in value:
         n = len(char.encode("utf-8"))
         if size + n > 45:  # 45 bytes -> 60 base64 characters: a word stays under 76
@@ -166,6 +168,7 @@ def bodies(message: bytes) -> tuple[str, str]:
 
 def _decode(part: bytes) -> str:
     match = _PART.search(part)
+    assert match is not None  # a part `build` made
     encoding, payload = match[1], match[2]
     if encoding == b"7bit":
         return payload.replace(b"\r\n", b"\n").decode("ascii")

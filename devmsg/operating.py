@@ -9,7 +9,7 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import peewee
 
@@ -38,7 +38,7 @@ def store_errors(method: F) -> F:
         except peewee.DatabaseError as exc:
             raise store_error(self.config.store_name, self.config.busy_timeout, exc) from None
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 @functools.cache

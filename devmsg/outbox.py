@@ -173,7 +173,7 @@ class Outbox(Submitting):
             from devmsg.htmltext import html_to_text
 
             plain = text or html_to_text(html or "")
-            return Rendered(one_line(subject), plain, html or ""), None
+            return Rendered(one_line(subject or ""), plain, html or ""), None
         renderer = self._renderer
         renderer.check_template(template)
         return None, renderer.render

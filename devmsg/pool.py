@@ -30,8 +30,10 @@ class ConnectionPool:
     def __init__(self, smtp: SmtpConfig, keep: bool = False) -> None:
         self.smtp = smtp
         self.keep = keep
-        self.down = None  # the failure that showed no connection can be had
-        self.failing = None  # the last connection attempt's failure, until one succeeds
+        self.down: DeliveryFailure | None = None  # showed that no connection can be had
+        self.failing: DeliveryFailure | None = (
+            None  # the last connection attempt's failure, until one succeeds
+        )
         self._lock = threading.Condition()
         self._connecting = 0  # workers opening a connection right now
         self._live: set = set()  # taken transports with a working connection

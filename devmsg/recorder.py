@@ -39,7 +39,8 @@ class Recorder:
 
     def begin_batch(self) -> dict[str, int]:
         """Count this thread's outcomes from now on into the dict returned (a batch)."""
-        self._batch.tally = tally = {}
+        tally: dict[str, int] = {}
+        self._batch.tally = tally
         return tally
 
     def _tally(self, status: str, count: int = 1) -> None:
@@ -59,7 +60,7 @@ class Recorder:
         if cfg.suppress and not cfg.redirect_to and status != store.VANISHED:
             from devmsg.transport import mailbox_is_gone
 
-            if mailbox_is_gone(failure):
+            if mailbox_is_gone(failure) and failure.refusal is not None:
                 _stage, code, reply = failure.refusal
                 store.add_suppression(
                     row.address, failure.error, "devmsg (refused at RCPT)", code, reply, row.id

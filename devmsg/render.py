@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -113,9 +113,10 @@ class Renderer:
         whose file changed (Jinja's own staleness check, on our schedule) and read a
         changed catalog again."""
         for language, env in [*self._envs.items(), *self._header_envs.items()]:
-            for key, template in list((env.cache or {}).items()):
+            cache = env.cache if env.cache is not None else {}
+            for key, template in list(cache.items()):
                 if not template.is_up_to_date:
-                    del env.cache[key]
+                    del cache[key]
             stamp = i18n.catalog_stamp(self.locales, language)
             if self._catalogs.get(language) != stamp:
                 self._install(env, language)
@@ -151,12 +152,13 @@ class Renderer:
         translations = i18n.load_translations(
             self.locales, language, required=language != self.default_language
         )
-        env.install_gettext_translations(translations, newstyle=True)
+        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]  # the i18n extension's
         # Every gettext call of a template ({{ _() }}, ngettext, {% trans %}) goes through
         # these names: a translation that does not fit its values says so, whichever
         # string type (str in .txt, Markup in autoescaped .html) did the formatting.
         for name in ("gettext", "ngettext", "pgettext", "npgettext"):
-            env.globals[name] = _guarded(env.globals[name], name, translations, language)
+            installed = cast(Callable[..., str], env.globals[name])
+            env.globals[name] = _guarded(installed, name, translations, language)
 
     # -- rendering -----------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ class _Handler:
     ) -> str:
         reply = self.server._reply_for(address)
         if reply == "drop":
-            server.transport.close()
+            _close(server)
             return "421 4.4.2 closing connection"
         if reply:
             return reply
@@ -100,7 +100,7 @@ class _Handler:
             reply = self.server._reply_for(f"DATA {rcpt}")
             if reply == "drop":  # accepted, then the connection is lost before the reply
                 self.server._store(received)
-                server.transport.close()
+                _close(server)
                 return "421 4.4.2 closing connection"
             if reply:
                 return reply
@@ -115,6 +115,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _close(server: SMTP) -> None:
+    """Drop the client's connection (a fault the tests inject)."""
+    if server.transport is not None:
+        server.transport.close()
 
 
 @dataclass
@@ -186,7 +192,9 @@ class CapturingServer:
         with self._lock:
             self._passes = None
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    def wait_until(
+        self, predicate: Callable[[CapturingServer], bool], timeout: float = 60.0
+    ) -> None:
         """Wait for the server to reach a state (`predicate(self)`); a generous timeout
         only so that a broken test ends."""
         import time

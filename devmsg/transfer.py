@@ -4,9 +4,9 @@ failures and all, in batches. Stop the senders first: the copy is a snapshot per
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from peewee import Database, DateTimeField, Model, SqliteDatabase
+from peewee import Database, DateTimeField, Field, Model, SqliteDatabase
 
 from devmsg.errors import InputError
 from devmsg.models import MODELS, Blob, Worker
@@ -27,10 +27,10 @@ def _count(db: Database, table: str) -> int:
     return db.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
-def _converters(model: type[Model], target: Database) -> list:
+def _converters(model: type[Model], target: Database) -> list[Callable[[Any], Any] | None]:
     """Per column: times parsed from SQLite's text, written as the target stores them."""
     to_sqlite = isinstance(target, SqliteDatabase)
-    out = []
+    out: list[Callable[[Any], Any] | None] = []  # None: the value is kept as it is
     for field in model._meta.sorted_fields:
         if isinstance(field, DateTimeField):
 
@@ -77,7 +77,7 @@ def copy_store(
                 cursor = source.cursor()
             else:
                 cursor = source.connection().cursor(name=f"devmsg_copy_{table}")
-            key = model._meta.primary_key.column_name
+            key = cast(Field, model._meta.primary_key).column_name
             cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}")
             batch = 8 if model is Blob else BATCH  # a blob may be megabytes
             while rows := cursor.fetchmany(batch):
@@ -91,7 +91,10 @@ def copy_store(
                 if progress is not None:
                     progress(done, total)
             cursor.close()
-        if not isinstance(target, SqliteDatabase) and model._meta.primary_key.name == "id":
+        if (
+            not isinstance(target, SqliteDatabase)
+            and cast(Field, model._meta.primary_key).name == "id"
+        ):
             # Ids were copied: move the sequence past them.
             target.execute_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

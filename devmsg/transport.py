@@ -122,6 +122,7 @@ class SmtpTransport:
             cafile = str(cfg.ca_file) if cfg.ca_file else None
             context = ssl.create_default_context(cafile=cafile)
             name = cfg.tls_server_name or cfg.host
+        conn: smtplib.SMTP
         if cfg.security == "ssl":
             conn = _SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context,
                              server_name=name)  # fmt: skip
@@ -130,7 +131,8 @@ class SmtpTransport:
         try:
             conn.ehlo_or_helo_if_needed()
             if cfg.security == "starttls":
-                conn._host = name  # smtplib checks the certificate against this name
+                # smtplib checks the certificate against this name (not in its stubs)
+                conn._host = name  # type: ignore[attr-defined]
                 conn.starttls(context=context)
                 conn.ehlo()
             if cfg.username:
@@ -152,6 +154,11 @@ class SmtpTransport:
             except Exception as exc:
                 raise self._failure(exc, connect_failed=True) from None
 
+    def _open(self) -> smtplib.SMTP:
+        """The connection ensure_connected made."""
+        assert self._conn is not None
+        return self._conn
+
     def send(self, sender: str, recipient: str, data: bytes) -> None:
         """Deliver `data` to one recipient. Returns only when the server accepted it."""
         reused = self._conn is not None
@@ -159,7 +166,7 @@ class SmtpTransport:
         self.ensure_connected()
         try:
             try:
-                self._exchange(self._conn, sender, recipient, data, check)
+                self._exchange(self._open(), sender, recipient, data, check)
             except (smtplib.SMTPServerDisconnected, SMTPRefused) as exc:
                 # A reused connection the server closed, or a 421 "closing" at MAIL: nothing
                 # was accepted yet, so reconnect once and try again on a fresh connection.
@@ -169,7 +176,7 @@ class SmtpTransport:
                     raise
                 self._drop()
                 self.ensure_connected()
-                self._exchange(self._conn, sender, recipient, data)
+                self._exchange(self._open(), sender, recipient, data)
         except DeliveryFailure:
             raise
         except Exception as exc:
@@ -217,7 +224,7 @@ class SmtpTransport:
             raise
         except smtplib.SMTPServerDisconnected as exc:
             if not hasattr(exc, "stage"):  # a pipelined exchange set it already
-                exc.stage = stage
+                exc.stage = stage  # type: ignore[attr-defined]  # read by send()
             raise
 
     @staticmethod
@@ -272,7 +279,7 @@ class SmtpTransport:
             if code != 250:
                 raise SMTPRefused("DATA", code, resp)
         except smtplib.SMTPServerDisconnected as exc:
-            exc.stage = stage
+            exc.stage = stage  # type: ignore[attr-defined]  # read by send()
             raise
         return stage
 

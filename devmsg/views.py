@@ -104,7 +104,8 @@ def receivers_table(rows: list[dict], tz: ZoneInfo, width: int | None = None) ->
     shown = [(header, options) for header, _, options in _LIST_COLUMNS if header in kept]
     for header, options in shown:
         extra = {"min_width": needed(header) - 2} if header != "Subject" else {}
-        table.add_column(header, **{**options, **extra})
+        settings: dict[str, Any] = {**options, **extra}  # rich's add_column keywords
+        table.add_column(header, **settings)
     for index in range(len(rows)):
         table.add_row(*(cells[header][index] for header, _ in shown))
     return table
@@ -302,9 +303,9 @@ def _table() -> Table:
 
 def limits_table(rows: list[dict], tz: ZoneInfo) -> Table:
     table = _table()
-    for name, justify in (("Scope", "left"), ("Limit", "left"), ("Used", "right"),
-                          ("Free", "right"), ("Next permit", "left")):  # fmt: skip
-        table.add_column(name, justify=justify, no_wrap=True)
+    for name in ("Scope", "Limit", "Used", "Free", "Next permit"):
+        table.add_column(name, justify="right" if name in ("Used", "Free") else "left",
+                         no_wrap=True)  # fmt: skip
     for row in rows:
         scope = "all receivers" if row["scope"] == "*" else row["scope"]
         when = row["next_permit_at"]

@@ -19,6 +19,7 @@ import select
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from devmsg.config import Config
 
@@ -130,7 +131,7 @@ class PostgresWaker(Waker):
     def __init__(self, url: str, params: dict) -> None:
         super().__init__()
         self.url, self.params = url, params
-        self._conn = None
+        self._conn: Any = None  # a psycopg connection, imported only here
         self._listen()
 
     def _listen(self) -> None:

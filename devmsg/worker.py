@@ -23,6 +23,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from devmsg import sdnotify, store
 from devmsg.config import Config
@@ -33,6 +34,9 @@ from devmsg.pool import ConnectionPool
 from devmsg.report import DeliveryReport
 from devmsg.stopping import _STOP
 from devmsg.waking import COMMIT, TIMEOUT, Waker, open_waker
+
+if TYPE_CHECKING:
+    from devmsg.transport import SmtpTransport
 
 Log = Callable[[str, dict], None]  # (event, fields)
 
@@ -74,6 +78,17 @@ class Worker:
         return dataclasses.replace(config, smtp=smtp)
 
     # -- from signal handlers ----------------------------------------------------------------
+
+    @property
+    def run_now(self) -> Run:
+        """The run being served (set before any thread that asks for it starts)."""
+        assert self._run is not None
+        return self._run
+
+    @property
+    def waker_now(self) -> Waker:
+        assert self.waker is not None
+        return self.waker
 
     def request_reload(self) -> None:
         """SIGHUP: read the config again at the next wake (at once)."""
@@ -127,6 +142,7 @@ class Worker:
 
     def _reloaded(self, pool: ConnectionPool) -> ConnectionPool:
         old, new = self.config, self._next_config
+        assert new is not None  # _try_reload read it
         self._next_config = None
         self.config = new
         if new.smtp != old.smtp:
@@ -157,7 +173,7 @@ class Worker:
     # -- the main thread: when to wake the senders -------------------------------------------
 
     def _main(self) -> None:
-        run, waker = self._run, self.waker
+        run, waker = self.run_now, self.waker_now
         watchdog = sdnotify.watchdog_interval()
         next_ping = time.monotonic()
         wake = True  # look at once: what was due before the worker started
@@ -183,7 +199,7 @@ class Worker:
     def _look(self, wake: bool) -> float:
         """Pause, recovery and due times; wake the senders if there may be work. How long
         the main thread may sleep."""
-        run = self._run
+        run = self.run_now
         if wake:
             self._wake()  # first: it looks at the pause itself
         if not self._all_idle():
@@ -223,7 +239,7 @@ class Worker:
         return min(timeouts)
 
     def _connection_state(self) -> None:
-        failing = self._run.pool.failing
+        failing = self.run_now.pool.failing
         text = None if failing is None else failing.error
         if text != self._down:
             if text is not None:
@@ -237,7 +253,7 @@ class Worker:
         if not sdnotify.enabled():
             return
         if state == "idle":
-            due = store.count_due(self._run.policy, dt.datetime.now(dt.UTC), self.type)
+            due = store.count_due(self.run_now.policy, dt.datetime.now(dt.UTC), self.type)
             extra = f", {due} due"
         sdnotify.notify(f"STATUS={state}{extra}")
 
@@ -255,10 +271,10 @@ class Worker:
 
     # -- sender threads ----------------------------------------------------------------------
 
-    def _next_batch(self, transport: object) -> list[int]:
+    def _next_batch(self, transport: SmtpTransport) -> list[int]:
         """A sender's next batch: claim what is due, else wait for a wake, closing the
         connection when it has been idle for `idle_timeout`. [] only when stopping."""
-        run, idle_timeout = self._run, self.config.smtp.idle_timeout
+        run, idle_timeout = self.run_now, self.config.smtp.idle_timeout
         while not run.stopping():
             shared = run.pool.returned()
             if shared:
@@ -327,7 +343,7 @@ class Worker:
         size = -(-len(ids) // (helpers + 1))
         parts = [ids[i : i + size] for i in range(0, len(ids), size)]
         for part in parts[1:]:
-            self._run.pool.share(part)
+            self.run_now.pool.share(part)
         self._wake(len(parts) - 1)
         return parts[0]
 

@@ -42,7 +42,7 @@ def _name(info: Any) -> str:
 
 
 for _info in (*app.registered_commands, *app.registered_groups):
-    _info.rich_help_panel = _PANEL[_name(_info)]
+    _info.rich_help_panel = _PANEL[_name(_info)]  # type: ignore[attr-defined]  # both kinds have it
 app.registered_commands.sort(key=lambda info: _ORDER.index(_name(info)))
 app.registered_groups.sort(key=lambda info: _ORDER.index(_name(info)))
 
@@ -78,7 +78,7 @@ def _skip_unused_postgres_driver(argv: list[str]) -> None:
     except DevmsgError:
         return  # the command itself reports it
     for driver in ("psycopg", "psycopg2"):
-        sys.modules.setdefault(driver, None)
+        sys.modules.setdefault(driver, None)  # type: ignore[arg-type]  # None: "not installed"
 
 
 def _only_the_command_asked_for(argv: list[str]) -> None:

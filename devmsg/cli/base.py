@@ -15,6 +15,8 @@ from devmsg import __version__
 from devmsg.errors import DevmsgError, InputError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from devmsg.cli.terminal import SafeConsole
     from devmsg.config import Config
     from devmsg.outbox import Outbox
@@ -47,7 +49,7 @@ OPTIONS = {
 
 
 class DevmsgGroup(TyperGroup):
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except DevmsgError as exc:
@@ -158,8 +160,8 @@ class _ProgressBar:
     def __init__(self, label: str, minimum: int = 20) -> None:
         self.label = label
         self.minimum = minimum
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
         self.decided = False  # called once per receiver: decide on the first call only
 
     def __call__(self, done: int, total: int) -> None:
@@ -172,7 +174,7 @@ class _ProgressBar:
                 self.progress = Progress(console=out, transient=True)
                 self.progress.start()
                 self.task = self.progress.add_task(self.label, total=total)
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=done)
 
     def close(self) -> None:

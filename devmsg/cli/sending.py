@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.outbox import Outbox
-    from devmsg.submitting import SendReport
-
 import datetime as dt
-from typing import Annotated
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +20,11 @@ from devmsg.cli.base import (
 )
 from devmsg.errors import UsageError
 from devmsg.words import plural
+
+if TYPE_CHECKING:
+    from devmsg.inputs import Recipient
+    from devmsg.outbox import Outbox
+    from devmsg.submitting import SendReport
 
 
 @app.command()
@@ -162,10 +162,11 @@ def send(
         raise UsageError(f"{' and '.join(readers)} cannot both read stdin")
     context_value = parse_json_object(context, "--context")
     metadata_value = parse_json_object(metadata, "--metadata")
+    recipients: Iterable[Recipient]
     if to:
         recipients = [parse_recipient(item, language, where=f"--to {item!r}") for item in to]
     else:
-        recipients = read_receivers(receivers, language)
+        recipients = read_receivers(receivers or "-", language)  # one of them is given
     outbox = outbox_of(ctx)
     from devmsg.inputs import parse_time
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from peewee import JOIN, Expression, ModelSelect, fn
+from peewee import JOIN, Expression, fn
 
 from devmsg.models import Bounce, Content, Failure, Message, MessageBlob, Receiver, database
 from devmsg.store.base import lease_now, to_db, writing
 from devmsg.store.blobs import forget_unused
 
 
-def _orphans() -> ModelSelect:
+def _orphans() -> Any:
     """Stored messages without receivers (one still being stored is not an orphan)."""
     return (
         Message.select(Message.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,7 +55,7 @@ def writing() -> Iterator[None]:
     it. A raw driver error (from a cursor used directly) leaves as peewee's own, which the
     Outbox turns into one StoreError."""
     db = database.obj
-    with _writers, peewee.__exception_wrapper__:
+    with _writers, peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # peewee's own
         try:
             with db.atomic("IMMEDIATE") if isinstance(db, SqliteDatabase) else db.atomic():
                 yield
@@ -107,7 +107,7 @@ def for_update(query: Any) -> Any:
     return query.for_update("FOR UPDATE SKIP LOCKED")
 
 
-def insert_sql(db: peewee.Database, table: str, columns: Iterable[str]) -> str:
+def insert_sql(db: peewee.Database, table: str, columns: Sequence[str]) -> str:
     """A plain INSERT with the driver's placeholders, for executemany."""
     placeholders = ", ".join([db.param] * len(columns))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"

@@ -4,7 +4,9 @@ whose owner died; what is due."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from peewee import Database, Expression, SqliteDatabase, chunked, fn
 
@@ -245,7 +247,7 @@ def claim_ids(owner: str, ids: list[int], lease_until: dt.datetime) -> dict[int,
     live claim holds any of them, claim none and return {id: holder}."""
     now = to_db(lease_now())
     with writing():
-        held = {}
+        held: dict[int, str] = {}
         for batch in chunked(ids, INSERT_CHUNK):
             rows = locked(
                 Receiver.select(Receiver.id, Receiver.claimed_by, Receiver.lease_until).where(
@@ -301,7 +303,7 @@ def outgoing(ids: list[int]) -> list[Outgoing]:
         .where(Receiver.id.in_(ids))
         .tuples()
     )  # fmt: skip
-    rows = {row[0]: row for row in query}
+    rows: dict[int, Any] = {row[0]: row for row in cast(Iterable[tuple], query)}
     return [Outgoing(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[7], r[6])
             for r in (rows.get(i) for i in ids) if r]  # fmt: skip
 

@@ -89,7 +89,9 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
             .where(selection.where())
             .order_by(Receiver.id)
         ).tuples()  # fmt: skip
-        never, attempted, ages = [], [], {}
+        never: list[int] = []
+        attempted: list[int] = []
+        ages: dict[int, dt.datetime] = {}
         for rid, status, owner, lease, started, sent, failed, *age in rows.iterator():
             if status not in allowed:
                 report.skipped.append(rid)
@@ -98,7 +100,7 @@ def change(action: str, selection: Selection, reason: str, dry_run: bool) -> Con
             else:
                 report.changed.append(rid)
                 (never if sent == 0 and failed == 0 else attempted).append(rid)
-                ages[rid] = _aged_from(*age, now)
+                ages[rid] = _aged_from(age[0], age[1], age[2], now)
         if dry_run:
             return report
         if action == "hold":
@@ -152,7 +154,9 @@ def pause(by: str, for_: dt.timedelta | None, reason: str | None) -> dict:
             until=None if for_ is None else to_db(now + for_),
         ).execute()  # fmt: skip
         announce()  # a running worker stops taking receivers
-    return paused()
+    shown = paused()
+    assert shown is not None  # just made, in this transaction
+    return shown
 
 
 def resume() -> dict | None:

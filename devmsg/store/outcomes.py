@@ -61,7 +61,7 @@ def _execute(name: str, *params: Any) -> int:
     return db.execute_sql(sql, [db_param(db, p) for p in params]).rowcount
 
 
-def start_attempt(receiver_id: int, started: bool = True, recheck: bool = False) -> bool:
+def start_attempt(receiver_id: int | None, started: bool = True, recheck: bool = False) -> bool:
     """Mark that the SMTP exchange for this receiver is about to start (or, with
     `started=False`, that it will not after all). With `recheck`, only if it is still
     deliverable; returns whether it was marked."""
@@ -141,6 +141,7 @@ def record_failure_in(
     """The failure entry and the new status. Without `backoff` (an interrupted attempt,
     which says nothing about the server) the receiver is due again at once. With
     `recheck`, a receiver an operator held or cancelled meanwhile is left as it is."""
+    next_at: dt.datetime | None
     if not counts:
         next_at = policy.next_attempt(relay_failures + 1, now) if backoff else now
         if not _execute("relay_due" if recheck else "relay", next_at, receiver_id):

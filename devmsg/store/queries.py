@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import cast
 
 from peewee import fn
 
@@ -117,7 +119,7 @@ def list_receivers(
     query = query.order_by(Receiver.id.desc())
     if limit:
         query = query.limit(limit)
-    return [_summary(row, now, max_age) for row in query.dicts()]
+    return [_summary(row, now, max_age) for row in cast(Iterable[dict], query.dicts())]
 
 
 def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
@@ -169,14 +171,21 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
                 "traceback": f["traceback"],
                 "counts": bool(f["counts"]),
             }  # fmt: skip
-            for f in Failure.select(Failure.at, Failure.error, Failure.traceback, Failure.counts)
-            .where(Failure.receiver == receiver_id)
-            .order_by(Failure.id)
-            .dicts()
+            for f in _failures(receiver_id)
         ],
         reports=reports(receiver_id),
     )
     return detail
+
+
+def _failures(receiver_id: int) -> Iterable[dict]:
+    query = (
+        Failure.select(Failure.at, Failure.error, Failure.traceback, Failure.counts)
+        .where(Failure.receiver == receiver_id)
+        .order_by(Failure.id)
+        .dicts()
+    )
+    return cast(Iterable[dict], query)
 
 
 def receiver_email(receiver_id: int) -> bytes:

@@ -100,7 +100,8 @@ def take_permits(
             ).rowcount
             active[name] = max(active[name] - max(gone, 0), 0)
         room = {name: spec[name][0] - active[name] for name in names}
-        permits, blocked = [], set()
+        permits: list = []
+        blocked: set = set()
         for position, wanted in enumerate(requests):
             if all(room[name] > 0 for name in wanted):
                 grant.granted.add(position)

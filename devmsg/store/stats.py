@@ -7,6 +7,8 @@ the small failure table, so a store of a million receivers answers quickly."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import cast
 
 from peewee import Expression, fn
 
@@ -75,17 +77,17 @@ def _per_status(live: Expression, by_type: bool) -> dict:
     if by_type:
         query = Receiver.select(*fields).select_extend(Message.type).join(Message)
         group = (Message.type, Receiver.status)
-        for status, count, kind in query.group_by(*group).tuples():
+        for status, count, kind in cast(Iterable[tuple], query.group_by(*group).tuples()):
             bucket = counts.setdefault(kind, _empty())
             bucket[status] = bucket.get(status, 0) + count
     else:
         # `sent` is most of a store: counted as the rest of an index count (SQLite counts
         # a b-tree without reading rows), the other statuses through the status index.
-        group = (Receiver.status,)
+        group = (Receiver.status,)  # type: ignore[assignment]  # one column: a shorter tuple
         bucket = counts.setdefault(None, _empty())
         rest = [status for status in STATUSES if status != "sent"]
         others = Receiver.select(*fields).where(Receiver.status.in_(rest)).group_by(*group)
-        for status, count in others.tuples():
+        for status, count in cast(Iterable[tuple], others.tuples()):
             bucket[status] = count
         bucket["sent"] = Receiver.select().count() - sum(bucket.values())
     # Live claims are few: fetched on the claimed_by index and counted here (a GROUP BY

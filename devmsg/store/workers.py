@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+from collections.abc import Iterable
+from typing import cast
 
 from devmsg.models import Worker
 from devmsg.store.base import from_db, lease_now, to_db, writing
@@ -49,8 +51,8 @@ def list_workers(lease: dt.timedelta) -> list[dict]:
         .dicts()
     )
     workers = []
-    for row in rows:
-        seen = from_db(row["last_seen_at"])
+    for row in cast(Iterable[dict], rows):
+        seen = cast(dt.datetime, from_db(row["last_seen_at"]))  # never null
         age = max((now - seen).total_seconds(), 0.0)
         workers.append({
             "name": row["name"], "host": row["host"], "pid": row["pid"], "type": row["type"],
