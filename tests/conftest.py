@@ -108,7 +108,27 @@ def postgres_server():
     from urllib.parse import urlsplit
 
     url = urlsplit(PG_ADMIN)
-    return {"port": url.port or 5432}
+    port = url.port or 5432
+    # A migrated store to copy: CREATE DATABASE ... TEMPLATE takes a fraction of the time
+    # that migrating a fresh database takes, for each of the tests that run on PostgreSQL.
+    template = f"devmsg_t_template_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {template}")
+        conn.execute(f"CREATE DATABASE {template} OWNER {PG_ROLE}")
+    from devmsg.db import open_postgres
+
+    previous = os.environ.get("PGPASSWORD")
+    os.environ["PGPASSWORD"] = PG_PASSWORD
+    try:
+        open_postgres(f"postgresql://{PG_ROLE}@127.0.0.1:{port}/{template}", bind=False).close()
+    finally:
+        if previous is None:
+            del os.environ["PGPASSWORD"]
+        else:
+            os.environ["PGPASSWORD"] = previous
+    yield {"port": port, "template": template}
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -125,7 +145,7 @@ def backend(request, monkeypatch):
 
     name = f"devmsg_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} OWNER {PG_ROLE}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {info['template']} OWNER {PG_ROLE}")
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)  # libpq reads it, in subprocesses too
     STORE["url"] = f"postgresql://{PG_ROLE}@127.0.0.1:{info['port']}/{name}"
     try:
