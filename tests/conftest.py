@@ -126,9 +126,75 @@ def postgres_server():
             del os.environ["PGPASSWORD"]
         else:
             os.environ["PGPASSWORD"] = previous
-    yield {"port": port, "template": template}
+    databases = _Databases(template)
+    yield {"port": port, "template": template, "databases": databases}
+    databases.close()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)")
+
+
+class _Databases:
+    """Copies of the template for the tests, made ahead by a thread while the tests run
+    (and the used ones dropped there), so that no test waits for its CREATE DATABASE."""
+
+    AHEAD = 2
+
+    def __init__(self, template: str) -> None:
+        import queue
+        import threading
+
+        self.template = template
+        self.ready: queue.Queue = queue.Queue()
+        self.jobs: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()  # one CREATE from the template at a time
+        self.thread = threading.Thread(target=self._work, name="test-databases", daemon=True)
+        self.thread.start()
+        for _ in range(self.AHEAD):
+            self.jobs.put(("create", None))
+
+    def take(self) -> str:
+        import queue
+
+        self.jobs.put(("create", None))  # the next one, for the test after this one
+        try:
+            return self.ready.get_nowait()
+        except queue.Empty:
+            return self._create()
+
+    def drop(self, name: str) -> None:
+        self.jobs.put(("drop", name))
+
+    def close(self) -> None:
+        self.jobs.put(("stop", None))
+        self.thread.join(timeout=60)
+        while not self.ready.empty():
+            self._drop(self.ready.get_nowait())
+
+    def _create(self) -> str:
+        import uuid
+
+        import psycopg
+
+        name = f"devmsg_t_{uuid.uuid4().hex[:12]}"
+        with self.lock, psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {self.template} OWNER {PG_ROLE}")
+        return name
+
+    def _drop(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _work(self) -> None:
+        while True:
+            job, name = self.jobs.get()
+            if job == "stop":
+                return
+            if job == "create":
+                self.ready.put(self._create())
+            else:
+                self._drop(name)
 
 
 @pytest.fixture
@@ -139,13 +205,7 @@ def backend(request, monkeypatch):
         yield "sqlite"
         return
     info = request.getfixturevalue("postgres_server")
-    import uuid
-
-    import psycopg
-
-    name = f"devmsg_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {info['template']} OWNER {PG_ROLE}")
+    name = info["databases"].take()
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)  # libpq reads it, in subprocesses too
     STORE["url"] = f"postgresql://{PG_ROLE}@127.0.0.1:{info['port']}/{name}"
     try:
@@ -155,8 +215,7 @@ def backend(request, monkeypatch):
 
         if database.obj is not None:
             database.obj.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        info["databases"].drop(name)  # by the thread, while the next test runs
         STORE.update(backend="sqlite", url=None)
 
 

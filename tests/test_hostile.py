@@ -95,12 +95,14 @@ def _try_file(outbox, tmp_path, raw: bytes, suffix: str):
         assert "\n" not in row["name"]
 
 
+@pytest.mark.sqlite_only  # parsing hostile files: the store is the same code on both
 @SETTINGS
 @given(raw=csv_files())
 def test_hostile_csv(outbox, tmp_path, raw):
     _try_file(outbox, tmp_path, raw, ".csv")
 
 
+@pytest.mark.sqlite_only  # parsing hostile files: the store is the same code on both
 @SETTINGS
 @given(raw=jsonl_files())
 def test_hostile_jsonl(outbox, tmp_path, raw):
@@ -167,6 +169,7 @@ template_text = st.lists(
 ).map("".join)  # fmt: skip
 
 
+@pytest.mark.sqlite_only  # parsing hostile files: the store is the same code on both
 @SETTINGS
 @given(source=template_text)
 def test_hostile_templates(outbox, source):
@@ -266,6 +269,7 @@ ascii_addresses = st.builds(
 ) | st.sampled_from(["NOC@example.com", "Postmaster@Example.org", "Info@x.no"])  # fmt: skip
 
 
+@pytest.mark.unit
 @settings(max_examples=500, deadline=None)
 @given(address=ascii_addresses)
 def test_fast_address_check_agrees_with_email_validator(address):
