@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def submit(options: Options) -> int:
-    from devmsg.errors import ConfigError, DevmsgError, InputError, StoreError
+    from devmsg.errors import DevmsgError
     from devmsg.outbox import Outbox
 
     if not options.headers and not options.addresses:
@@ -134,12 +134,8 @@ def submit(options: Options) -> int:
     data = read_message(sys.stdin.buffer, options.dots)
     try:
         box = Outbox.open(config_path(options.config))
-    except ConfigError as exc:
-        _say(str(exc))
-        return EX_CONFIG
-    except StoreError as exc:
-        _say(str(exc))
-        return EX_TEMPFAIL
+    except DevmsgError as exc:
+        return _failed(exc)
     try:
         recipients = _recipients(options, data)
         envelope_from = options.envelope_from
@@ -151,20 +147,27 @@ def submit(options: Options) -> int:
             data = _with_name(data, options.full_name, box.config.sender_address)
         report = box.send_email(data, type=TYPE, recipients=recipients, queue=True,
                                 envelope_from=envelope_from)  # fmt: skip
-    except StoreError as exc:
-        _say(str(exc))
-        return EX_TEMPFAIL
-    except InputError as exc:
-        _say(str(exc))
-        return EX_DATAERR
     except DevmsgError as exc:
-        _say(str(exc))
-        return EX_SOFTWARE
+        return _failed(exc)
     finally:
         box.close()
     if report.suppressed:
         _say(f"{report.suppressed} of the receivers are on the suppression list: not sent")
     return EX_OK
+
+
+def _failed(exc: Exception) -> int:
+    """One line on stderr, and the sysexits code that tells the caller what to do."""
+    from devmsg.errors import ConfigError, InputError, StoreError
+
+    _say(str(exc))
+    if isinstance(exc, ConfigError):
+        return EX_CONFIG
+    if isinstance(exc, StoreError):
+        return EX_TEMPFAIL  # the caller keeps the message and tries again
+    if isinstance(exc, InputError):
+        return EX_DATAERR
+    return EX_SOFTWARE
 
 
 def _recipients(options: Options, data: bytes) -> list[Recipient] | None:
