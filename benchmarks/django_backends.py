@@ -41,7 +41,7 @@ def configure(folder: Path, postgres: str | None) -> None:
         host = parse_qs(url.query).get("host", [url.hostname])[0]
         db = {"ENGINE": "django.db.backends.postgresql", "NAME": url.path.lstrip("/"),
               "USER": url.username, "HOST": host, "PORT": url.port or 5432}  # fmt: skip
-        store = postgres.split("?")[0]
+        store = postgres  # the same server and database, as devmsg.toml names it
     else:
         db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(folder / "django.sqlite3")}
         store = str(folder / "devmsg.sqlite3")

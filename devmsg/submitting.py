@@ -109,7 +109,9 @@ class Submitting(Operating):
             # One transaction: the application's one-receiver-per-event path.
             rows = rows_for(checked, listed)
             check_stop("while storing the message: nothing was stored or sent")
-            message_id, ids = store.store_message(message, rows, owner, run.lease_until(), schedule)
+            # A queued message holds no claim: no lease (on PostgreSQL, a query for its clock).
+            lease = run.lease_until() if owner else dt.datetime.now(dt.UTC)
+            message_id, ids = store.store_message(message, rows, owner, lease, schedule)
         else:
             # Streamed in chunks, invisible to every other process until it is complete.
             message_id = store.begin_message(message, run.lease_until())
