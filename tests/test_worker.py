@@ -113,7 +113,7 @@ def test_a_queued_receiver_is_delivered_with_no_other_command(home, smtp, cli, w
 
 
 def test_a_failed_receiver_is_retried_at_its_time_and_at_is_honoured(home, smtp, cli, workers):
-    write_project(home, smtp.port, extra='retry_backoff = "2s"\n')
+    write_project(home, smtp.port, extra='retry_backoff = "1s"\n')
     smtp.refuse("ola@example.com", "451 4.3.0 try again later", times=1)
     worker = workers(home)
     queue_one(cli, "ola@example.com")
@@ -121,9 +121,9 @@ def test_a_failed_receiver_is_retried_at_its_time_and_at_is_honoured(home, smtp,
     smtp.wait_until(lambda s: len(s.messages) == 1)
     ((failed_at,),) = sql("select at from failure")
     retried = dt.datetime.fromtimestamp(smtp.messages[0].at, dt.UTC).replace(tzinfo=None)
-    assert retried >= _naive(failed_at) + dt.timedelta(seconds=2 * 0.8)  # after its backoff
+    assert retried >= _naive(failed_at) + dt.timedelta(seconds=1 * 0.8)  # after its backoff
 
-    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     queue_one(cli, "kari@example.com", "--at", at.isoformat(timespec="seconds"))
     smtp.wait_until(lambda s: len(s.messages) == 2)
     assert smtp.messages[1].at >= at.replace(microsecond=0).timestamp()
