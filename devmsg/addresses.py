@@ -39,6 +39,8 @@ def _plain(address: str) -> Address | None:
     domain = match[1].lower()
     if "xn--" in domain or domain.rsplit(".", 1)[-1] in _SPECIAL_USE:
         return None
+    if any(label[2:4] == "--" for label in domain.split(".")):
+        return None  # "ab--" is reserved for an IDNA prefix: email-validator decides
     if address[: match.start(1) - 1].lower() in _ROLE_MAILBOXES:
         return None
     normalized = address[: match.start(1)] + domain

@@ -8,6 +8,7 @@ that variable is required: the PostgreSQL half never skips silently there. Tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -73,12 +74,11 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
-def pytest_terminal_summary(terminalreporter):
-    if _NO_POSTGRES:
-        terminalreporter.write_line(
-            f"{len(_NO_POSTGRES)} PostgreSQL tests not run: no server "
-            "(set DEVMSG_TEST_POSTGRES, see .ci/postgres.sh)"
-        )
+def pytest_report_header(config):
+    """One line, in the process that reports (with -n, its workers collect)."""
+    if not PG_ADMIN and not os.environ.get("CI"):
+        return "PostgreSQL tests not run: no server (set DEVMSG_TEST_POSTGRES, see .ci/postgres.sh)"
+    return None
 
 
 def pytest_generate_tests(metafunc):
@@ -104,7 +104,11 @@ def postgres_server():
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_ROLE,)).fetchone()
         if not exists:
-            conn.execute(f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_PASSWORD}'")
+            # another test process (pytest -n) may make it at the same moment
+            with contextlib.suppress(
+                psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation
+            ):
+                conn.execute(f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_PASSWORD}'")
     from urllib.parse import urlsplit
 
     url = urlsplit(PG_ADMIN)
