@@ -23,10 +23,6 @@ class Attachment:
     content_type: str
     body: Shared  # the base64 lines, CRLF-ended
 
-    @property
-    def size(self) -> int:
-        return len(binascii.a2b_base64(self.body.data))
-
     def head(self) -> bytes:
         """The part's headers (RFC 2231 for a file name that is not ASCII)."""
         name = self.filename

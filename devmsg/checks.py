@@ -9,14 +9,10 @@ would send some text in the default language, or are clutter.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from devmsg.render import Renderer
-
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import unescape
@@ -25,6 +21,9 @@ from devmsg import catalogs
 from devmsg.config import Config
 from devmsg.errors import DevmsgError
 from devmsg.i18n import catalog_path
+
+if TYPE_CHECKING:
+    from devmsg.render import Renderer
 
 CONTEXT_FILE = "context.json"
 EXAMPLE_RECEIVER = {"address": "ola.nordmann@example.com", "name": "Ola Nordmann"}

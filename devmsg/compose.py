@@ -3,19 +3,18 @@ its language chosen, and its mail rendered and built, exactly as it will be sent
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.attachments import Attachment
-    from devmsg.render import Rendered
-
 import sys
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from devmsg.addresses import Address, mailbox_key
 from devmsg.config import Config
 from devmsg.errors import InputError, UsageError
 from devmsg.inputs import Recipient
+
+if TYPE_CHECKING:
+    from devmsg.attachments import Attachment
+    from devmsg.render import Rendered
 
 
 def _eol(body: str) -> str:
@@ -98,10 +97,10 @@ def build_rows(
     are stored `suppressed`, saying why. `headers` (checked) are added to the template's
     own (headers.txt), replacing one of the same name; `attachments` go to every one."""
     from devmsg import mime
+    from devmsg.content import length
     from devmsg.store.suppression import reason_text
 
     given = {name.lower() for name, _ in headers}
-    attached = sum(len(a.body.data) + 200 for a in attachments)
     rows = []
     for address, name, lang in chunk:
         if template is None or render is None:
@@ -120,7 +119,20 @@ def build_rows(
         header_id = mime.new_message_id(cfg.sender_address)
         entry = listed.get(mailbox_key(address.address)) if listed else None
         extra = tuple(h for h in rendered.headers if h[0].lower() not in given) + tuple(headers)
-        size = len(body_text.encode()) + len(body_html.encode()) + attached
+        built = mime.build(
+            sender=cfg.sender_header,
+            address=address.address if address.smtputf8 else address.envelope,
+            name=name,
+            subject=rendered.subject,
+            text=body_text,
+            html=body_html,
+            message_id=header_id,
+            date=date,
+            smtputf8=address.smtputf8,
+            headers=extra,
+            attachments=attachments,
+        )
+        size = len(built) if isinstance(built, bytes) else length(built)
         if size > cfg.max_message_size:
             from devmsg.eml import too_big
 
@@ -137,19 +149,7 @@ def build_rows(
                 "message_id_header": header_id,
                 "suppressed": None if entry is None else reason_text(entry, cfg.minute),
                 "headers": extra,
-                "mime": mime.build(
-                    sender=cfg.sender_header,
-                    address=address.address if address.smtputf8 else address.envelope,
-                    name=name,
-                    subject=rendered.subject,
-                    text=body_text,
-                    html=body_html,
-                    message_id=header_id,
-                    date=date,
-                    smtputf8=address.smtputf8,
-                    headers=extra,
-                    attachments=attachments,
-                ),  # fmt: skip
+                "mime": built,
             }
         )
     return rows

@@ -1,9 +1,11 @@
 """How a receiver's content is kept small in the store: the exact email bytes, compressed
 (zlib), and nothing else. The plain text and the HTML are what those bytes carry, so `show`
-reads them back out of the email (`mime.bodies`); only a body that the email cannot give
-back exactly (one with a carriage return, which email turns into a line break) is kept as
-well, compressed beside it. The store holds one copy instead of three, and every resend
-delivers exactly the stored bytes."""
+reads them back out of the email (`mime.bodies`, or any MIME parser for mail devmsg did
+not lay out itself); only a body that the email cannot give back exactly (one with a
+carriage return, which email turns into a line break) is kept as well, compressed beside
+it. What several receivers' emails share (a prebuilt message, an attachment's encoded body)
+is cut out and stored once (`Shared`, `cut`, `assemble`). Every resend delivers exactly the
+stored bytes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 LEVEL = 3  # 2 KB of email: 17 us at 1, 23 us at 3, 37 us at 6, for 10% less from 1 to 6
@@ -41,14 +43,12 @@ def email(packed: bytes) -> bytes:
     return zlib.decompress(packed)
 
 
-def bodies(packed: bytes, extra: bytes | None, whole: bytes | None = None) -> tuple[str, str]:
-    """(plain text, HTML) exactly as rendered and stored. `whole`: the assembled email of
-    a receiver with shared parts, which only a MIME parser reads (see `read_bodies`)."""
+def bodies(packed: bytes, extra: bytes | None) -> tuple[str, str]:
+    """(plain text, HTML) exactly as rendered and stored, of an email devmsg laid out
+    itself (one stored in pieces is read with `read_bodies`)."""
     if extra is not None:
         text, html = json.loads(zlib.decompress(extra))
         return text, html
-    if whole is not None:
-        return read_bodies(whole)
     from devmsg import mime  # only `show` reads bodies: not on the delivery path
 
     return mime.bodies(email(packed))
@@ -84,7 +84,7 @@ class Shared:
     body): stored once, in the `blob` table, under their SHA-256."""
 
     data: bytes
-    digest: str = field(default="")
+    digest: str  # sha256, hex: see `of`
 
     @classmethod
     def of(cls, data: bytes) -> Shared:
@@ -104,11 +104,16 @@ class Shared:
 Pieces = Sequence["bytes | Shared"]
 
 
+def length(pieces: Pieces) -> int:
+    """The email's size, without joining its pieces."""
+    return sum(len(p.data) if isinstance(p, Shared) else len(p) for p in pieces)
+
+
 def flatten(pieces: Pieces) -> bytes:
     return b"".join(p.data if isinstance(p, Shared) else p for p in pieces)
 
 
-def cut(pieces: Pieces) -> tuple[bytes, str | None, dict[str, Shared]]:
+def cut(pieces: Pieces) -> tuple[bytes, str, dict[str, Shared]]:
     """(the email without its shared pieces, where they go back in as JSON, the pieces).
     An email given as pieces is read back as any MIME (`read_bodies`)."""
     skeleton, parts, shared, offset = [], [], {}, 0

@@ -16,11 +16,6 @@ every claim is released, and the run raises `Interrupted`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.transport import DeliveryFailure, SmtpTransport
-
 import datetime as dt
 import enum
 import os
@@ -28,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from devmsg import store
 from devmsg.config import Config
@@ -45,6 +41,9 @@ from devmsg.stopping import (  # noqa: F401  (the stop is part of this module's 
 )
 from devmsg.store import Outgoing, Policy
 from devmsg.words import plural
+
+if TYPE_CHECKING:
+    from devmsg.transport import DeliveryFailure, SmtpTransport
 
 __all__ = ["Batch", "DeliveryReport", "Progress", "Run", "new_owner", "policy_of"]
 

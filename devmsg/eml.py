@@ -57,12 +57,10 @@ def prepare(
     rest = raw[end.end() :] if end else b""
     crlf = lines[0].endswith(b"\r")
     headers: list[list[bytes]] = []  # each field's lines, without their line ends
-    body_at = len(lines)
     for number, line in enumerate(lines):
         ends_in_cr = line.endswith(b"\r")
         text = line[:-1] if ends_in_cr else line
-        if not text:
-            body_at = number + 1
+        if not text:  # only when the message starts with an empty line: no headers
             break
         if b"\r" in text or (crlf and not ends_in_cr and number < len(lines) - 1):
             raise InputError(
@@ -81,8 +79,6 @@ def prepare(
             )
     if not headers:
         raise InputError("the message has no headers: it cannot be parsed", param="message")
-    if body_at < len(lines):  # a header line with only spaces ended the headers
-        rest = b"\n".join(lines[body_at:]) + (b"\n" + rest if end else b"")
     if b"\r" not in rest:
         body = rest.replace(b"\n", b"\r\n")
     elif rest.count(b"\r") == rest.count(b"\r\n") == rest.count(b"\n"):
@@ -128,9 +124,8 @@ def prepare(
     data = b"\r\n".join([*kept, *added]) + b"\r\n\r\n" + body
     if len(data) > max_size:
         raise InputError(too_big(len(data), max_size), param="message")
-    subject = values.get(b"subject", [""])[0]
-    if "=?" in subject or not subject.isascii():
-        subject = str(_factory("subject", subject))
+    # decode_header, not the default policy's parser: linear in a huge subject's length
+    subject = _decoded(values.get(b"subject", [""])[0])
     return Prebuilt(data, " ".join(subject.split()), message_id, found)
 
 

@@ -6,21 +6,19 @@ in between reads it again (a second read changes nothing)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import imaplib
-
 import contextlib
 import os
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from devmsg.errors import InputError
+
+if TYPE_CHECKING:
+    import imaplib
 
 
 @dataclass

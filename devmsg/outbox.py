@@ -7,17 +7,13 @@ while talking to the SMTP server.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.render import Rendered, Renderer
-
 import datetime as dt
 import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -33,6 +29,9 @@ from devmsg.models import SENDING, STATUSES
 from devmsg.operating import store_errors
 from devmsg.submitting import SendReport, Submitting, check_json, check_schedule
 from devmsg.words import plural
+
+if TYPE_CHECKING:
+    from devmsg.render import Rendered, Renderer
 
 
 @dataclass

@@ -14,16 +14,15 @@ that asks takes it, until it has been idle for `[smtp] idle_timeout`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.transport import DeliveryFailure, SmtpTransport
-
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from devmsg.config import SmtpConfig
 from devmsg.stopping import _STOP
+
+if TYPE_CHECKING:
+    from devmsg.transport import DeliveryFailure, SmtpTransport
 
 
 class ConnectionPool:

@@ -4,18 +4,17 @@ mailbox is gone puts the address on the suppression list."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.transport import DeliveryFailure
-
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from devmsg import store
 from devmsg.config import Config
 from devmsg.report import DeliveryReport
 from devmsg.store import Outgoing, Policy
+
+if TYPE_CHECKING:
+    from devmsg.transport import DeliveryFailure
 
 Progress = Callable[[int, int], None]  # (done, total)
 

@@ -112,11 +112,14 @@ class Renderer:
         """Once a send (from check_template), not once a receiver: recompile a template
         whose file changed (Jinja's own staleness check, on our schedule) and read a
         changed catalog again."""
-        for language, env in [*self._envs.items(), *self._header_envs.items()]:
+        for env in [*self._envs.values(), *self._header_envs.values()]:
             cache = env.cache if env.cache is not None else {}
             for key, template in list(cache.items()):
                 if not template.is_up_to_date:
                     del cache[key]
+        # A headers.txt environment is an overlay: it shares its language's globals, and
+        # with them the translations installed here.
+        for language, env in self._envs.items():
             stamp = i18n.catalog_stamp(self.locales, language)
             if self._catalogs.get(language) != stamp:
                 self._install(env, language)

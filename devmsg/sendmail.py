@@ -11,16 +11,15 @@ config. The config is -C, else $DEVMSG_CONFIG, else /etc/devmsg/devmsg.toml, els
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO
-
-if TYPE_CHECKING:
-    from devmsg.inputs import Recipient
-
 import os
 import sys
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from devmsg.inputs import Recipient
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
 SYSTEM_CONFIG = Path("/etc/devmsg/devmsg.toml")

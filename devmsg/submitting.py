@@ -86,14 +86,12 @@ class Submitting(Operating):
         duplicates: int = 0,
         fallbacks: dict[str, int] | None = None,
         progress: Progress | None = None,
-        note_pause: bool = True,
     ) -> SendReport:
         """Store `message` with a row per checked receiver (`rows_for(chunk, listed)`),
-        then deliver them unless `queue`. Without `note_pause`, a queued message's report
-        does not say whether sending is paused (a query saved: it changes nothing)."""
+        then deliver them unless `queue`."""
         cfg = self.config
         listed = store.suppressed(address.address for address, _, _ in checked)
-        pause = store.paused() if note_pause or not queue else None  # queued anyway
+        pause = store.paused()
         if pause is not None:
             queue = True  # stored as not_sent; resend-failed delivers once sending resumes
         report = SendReport(queued=queue, pause=pause, duplicates=duplicates,
@@ -207,7 +205,6 @@ class Submitting(Operating):
         return self._submit(
             message_row, checked, rows_for, queue=queue or later, schedule=schedule,
             duplicates=duplicates, progress=progress,
-            note_pause=progress is not None,  # the CLI says so; Django and sendmail need not
         )  # fmt: skip
 
     def _envelope_from(self, value: str) -> str:

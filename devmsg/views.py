@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rich.console import Group
-
 import datetime as dt
 import json
 import re
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Group
 
 STATUS_STYLE = {
     "sent": "green", "failed": "yellow", "error": "bold red", "not_sent": "dim", "sending": "cyan",

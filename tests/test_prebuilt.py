@@ -192,3 +192,13 @@ def test_a_bounce_of_a_message_to_many_marks_only_the_receiver_it_names(cli, smt
     report = json.loads(cli("bounces", "ingest", "--json", input=stray.decode()).stdout)
     assert report["messages"][0]["outcome"] == "unmatched"
     assert "shared by several receivers" in report["messages"][0]["why"]
+
+
+def test_a_queued_prebuilt_message_says_when_sending_is_paused(home, smtp):
+    config = write_project(home, smtp.port)
+    with Outbox.open(config) as outbox:
+        outbox.pause(reason="relay maintenance")
+        report = outbox.send_email(MESSAGE, type="receipt")  # queued, as the API's default
+        assert report.as_dict()["paused"] is True and report.queued
+        outbox.resume()
+        assert outbox.send_email(MESSAGE, type="receipt").as_dict()["paused"] is False

@@ -3,18 +3,16 @@ and translations. They read templates and catalogs; none opens the store."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.config import Config
-
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devmsg.cli.base import DevmsgGroup, app, console, echo, print_json
 from devmsg.errors import DevmsgError
+
+if TYPE_CHECKING:
+    from devmsg.config import Config
 
 
 def _config(ctx: typer.Context) -> Config:

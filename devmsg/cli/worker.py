@@ -3,22 +3,20 @@ to stderr, as text (colours only on a terminal) or one JSON object a line."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from devmsg.worker import Worker
-
 import datetime as dt
 import json
 import signal
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from devmsg.cli.base import app, outbox_of, polite_stop_handler
 from devmsg.errors import InputError
+
+if TYPE_CHECKING:
+    from devmsg.worker import Worker
 
 LOG_FORMATS = ("text", "json")
 _STYLES = {"connection failed": "red", "reload failed": "red", "paused": "yellow",

@@ -59,8 +59,8 @@ def store_message(
 @contextlib.contextmanager
 def _pipelined(db: Database) -> Iterator[None]:
     """On PostgreSQL, psycopg's pipeline mode: statements whose results are not read at
-    once (BEGIN, the content, NOTIFY, COMMIT) go with the next that is, so that storing a
-    small message takes three round trips to the server, not nine."""
+    once (the content, the blobs, NOTIFY) go with the next that is: storing a small message
+    takes six round trips to the server, not ten."""
     if isinstance(db, SqliteDatabase):
         yield
         return
@@ -130,11 +130,8 @@ def _insert(
         if not isinstance(email, bytes):  # pieces: what receivers share is cut out
             email, parts, pieces = cut(email)
             shared.update(pieces)
-        text, html = r["body_text"], r["body_html"]
-        if text is None:  # a prebuilt message: its bodies are read out of it
-            packed, extra = pack("", "", email)
-        else:
-            packed, extra = pack(text, html, email)
+        # A prebuilt message has no bodies of its own: they are read out of it.
+        packed, extra = pack(r["body_text"] or "", r["body_html"] or "", email)
         contents.append((rid, packed, extra, parts))
     keep(db, message_id, shared)
     db.cursor().executemany(insert_sql(db, "content", _CONTENT_COLUMNS), contents)

@@ -3,11 +3,6 @@ delivery: one short transaction per receiver, in plain SQL."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from devmsg.store.policy import Policy
-
 import datetime as dt
 from typing import Any
 

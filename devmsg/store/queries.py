@@ -8,7 +8,7 @@ from typing import cast
 
 from peewee import fn
 
-from devmsg.content import assemble, bodies, email
+from devmsg.content import assemble, bodies, email, read_bodies
 from devmsg.errors import NotFoundError
 from devmsg.models import SENDING, UNSENT, Content, Failure, Message, Receiver
 from devmsg.store.base import from_db, lease_now, to_db
@@ -149,7 +149,11 @@ def get_receiver(receiver_id: int, max_age: dt.timedelta | None = None) -> dict:
         raise NotFoundError(f"no receiver with id {receiver_id}")
     detail = _summary(row, to_db(lease_now()), max_age)
     whole = assemble(email(bytes(row["email"])), row["parts"], read_blob)
-    text, html = bodies(bytes(row["email"]), _bytes(row["bodies"]), whole if row["parts"] else None)
+    extra = _bytes(row["bodies"])
+    if extra is None and row["parts"] is not None:  # stored in pieces: any MIME
+        text, html = read_bodies(whole)
+    else:
+        text, html = bodies(bytes(row["email"]), extra)
     detail.update(
         email=whole,
         claimed_by=row["claimed_by"],
